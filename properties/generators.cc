@@ -1,0 +1,92 @@
+#include "generators.h"
+
+#include "capcheck/errors.h"
+
+namespace capcheck {
+
+void validate(const GenOptions& o) {
+  auto check = [](const char* name, std::int32_t value, std::int32_t lo, std::int32_t hi) {
+    if (value < lo || value > hi) {
+      throw UsageError(std::string(name) + " is " + std::to_string(value) + ", allowed " +
+                       std::to_string(lo) + ".." + std::to_string(hi));
+    }
+  };
+  check("batch_size_max", o.batch_size_max, 1, kBatchSizeMax);
+  check("draft_len_max", o.draft_len_max, 0, kDraftLenMax);
+  check("warmups_max", o.warmups_max, 0, kWarmupsMax - 1);
+  check("context_seq_len_max", o.context_seq_len_max, 1, kSeqLenMax);
+  check("past_kv_len_max", o.past_kv_len_max, 0, kKvLenMax - kSeqLenMax);
+  check("vocab_size", o.vocab_size, 1, 1 << 30);
+  const std::int64_t tokens_max = static_cast<std::int64_t>(o.batch_size_max) *
+                                  std::max(o.context_seq_len_max, 1 + o.draft_len_max);
+  if (tokens_max > kTokensMax) {
+    throw UsageError("generated batches could reach " + std::to_string(tokens_max) +
+                     " tokens, above the limit " + std::to_string(kTokensMax));
+  }
+}
+
+rc::Gen<Scenario> gen_scenario(const GenOptions& options) {
+  validate(options);
+  return rc::gen::exec([o = options] {
+    namespace gen = rc::gen;
+    Scenario s;
+    s.protocol = o.protocol;
+    s.mutant = o.mutant;
+    // Picks are ordered so that shrinking simplifies the batch first.
+    const std::int32_t total = *gen::inRange<std::int32_t>(1, o.batch_size_max + 1);
+    const std::int32_t contexts = *gen::inRange<std::int32_t>(0, total + 1);
+    const std::int32_t chunked = *gen::inRange<std::int32_t>(0, contexts + 1);
+    const std::int32_t draft_len = *gen::inRange<std::int32_t>(0, o.draft_len_max + 1);
+    s.warmups_count = *gen::inRange<std::int32_t>(0, o.warmups_max + 1);
+    s.key = GraphKey{total, draft_len};
+    s.num_contexts = contexts;
+    s.num_chunked_ctx_requests = chunked;
+    s.num_generations = total - contexts;
+    // Startup capture zeroes the offsets; runtime capture (overlap scheduler,
+    // speculative decoding) derives them from the previous iteration.
+    const bool runtime =
+        draft_len > 0 && *gen::weightedElement<bool>({{1, false}, {3, true}});
+
+    s.seq_lens.clear();
+    s.kv_lens.clear();
+    s.position_ids.clear();
+    for (std::int32_t r = 0; r < total; ++r) {
+      const bool context = r < contexts;
+      const std::int32_t seq_len =
+          context ? *gen::inRange<std::int32_t>(1, o.context_seq_len_max + 1) : 1 + draft_len;
+      // Non-chunked context requests start at position 0; chunked ones continue.
+      const bool fresh_context = context && r < contexts - chunked;
+      const std::int32_t past =
+          fresh_context ? 0 : *gen::inRange<std::int32_t>(0, o.past_kv_len_max + 1);
+      s.seq_lens.push_back(seq_len);
+      s.kv_lens.push_back(past + seq_len);
+      for (std::int32_t j = 0; j < seq_len; ++j) s.position_ids.push_back(past + j);
+    }
+    const std::int32_t tokens = s.num_tokens();
+    s.input_ids = *gen::container<std::vector<std::int32_t>>(
+        static_cast<std::size_t>(tokens), gen::inRange<std::int32_t>(0, o.vocab_size));
+
+    s.previous_pos_id_offsets.assign(static_cast<std::size_t>(tokens - s.num_ctx_tokens()), 0);
+    s.previous_kv_lens_offsets.assign(static_cast<std::size_t>(s.kv_offsets_count()), 0);
+    if (runtime) {
+      // accepted in 0..draft_len per request; new_tokens_lens = accepted + 1.
+      const auto accepted = *gen::container<std::vector<std::int32_t>>(
+          static_cast<std::size_t>(std::max(s.num_generations, chunked)),
+          gen::inRange<std::int32_t>(0, draft_len + 1));
+      for (std::int32_t g = 0; g < s.num_generations; ++g) {
+        for (std::int32_t j = 0; j <= draft_len; ++j) {
+          s.previous_pos_id_offsets[static_cast<std::size_t>(g * (1 + draft_len) + j)] =
+              accepted[static_cast<std::size_t>(g)] + 1;
+        }
+      }
+      for (std::int32_t k = 0; k < s.kv_offsets_count(); ++k) {
+        s.previous_kv_lens_offsets[static_cast<std::size_t>(k)] =
+            accepted[static_cast<std::size_t>(k)] - draft_len;
+      }
+    }
+    validate(s);
+    return s;
+  });
+}
+
+}  // namespace capcheck

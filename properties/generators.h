@@ -1,0 +1,34 @@
+// RapidCheck generators of scenarios. Generated scenarios are valid by
+// construction and shrink toward one generation request, zero warmups,
+// draft_len 1 and previous-iteration offsets of magnitude 1.
+#pragma once
+
+#include <rapidcheck.h>
+
+#include "capcheck/scenario.h"
+
+namespace capcheck {
+
+/// Ranges of generated scenarios. Defaults are the issue's: batch sizes 1..64,
+/// warmups 0..4, draft_len 0..4.
+struct GenOptions {
+  Protocol protocol = Protocol::kReference;
+  Mutant mutant = Mutant::kNone;
+  std::int32_t batch_size_max = 64;
+  std::int32_t draft_len_max = 4;
+  std::int32_t warmups_max = 4;
+  std::int32_t context_seq_len_max = 8;
+  std::int32_t past_kv_len_max = 256;
+  std::int32_t vocab_size = 32000;
+};
+
+/// Throws UsageError when a range is empty or beyond the scenario limits.
+void validate(const GenOptions& options);
+
+/// Scenarios of either capture kind: startup capture (every offset zero) or
+/// runtime capture with the overlap scheduler (offsets from accepted-token
+/// counts: per generation token accepted + 1 >= 1, per request accepted -
+/// draft_len in [-draft_len, 0]).
+rc::Gen<Scenario> gen_scenario(const GenOptions& options);
+
+}  // namespace capcheck

@@ -1,0 +1,77 @@
+// Error tiers of capcheck (see STYLE.md): user misuse, backend/CUDA failures,
+// internal invariants, and the process exit code of each.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace capcheck {
+
+/// Process exit codes, one per failure class.
+enum class ExitCode : int {
+  kOk = 0,
+  kPropertyViolated = 1,
+  kUsage = 2,
+  kBackend = 3,
+  kInternal = 4,
+};
+
+/// Bad input or usage: a flag, a token, a JSON file or a scenario field that is
+/// not allowed. The message names the offending item and what is allowed.
+class UsageError : public std::runtime_error {
+ public:
+  explicit UsageError(const std::string& message) : std::runtime_error(message) {}
+};
+
+/// Error kinds a backend reports. The numeric values of the capture kinds are
+/// the CUDA runtime's `cudaError_t` values, so the sim and real GPUs agree.
+enum class BackendErrorKind : int {
+  kInvalidValue = 1,
+  kIllegalState = 401,
+  kCaptureUnsupported = 900,  // cudaErrorStreamCaptureUnsupported
+  kCaptureInvalidated = 901,  // cudaErrorStreamCaptureInvalidated
+  kDanglingBuffer = 10001,    // a graph refers to a freed or reallocated buffer
+  kUnavailable = 10002,       // the backend cannot run on this machine
+  kDevice = 10003,            // any other device/runtime failure
+};
+
+/// Returns a stable lower-case name for `kind` ("capture-invalidated", ...).
+const char* backend_error_kind_name(BackendErrorKind kind);
+
+/// A device, runtime or capture failure. Records which backend call failed,
+/// and where in the source it was issued.
+class BackendError : public std::runtime_error {
+ public:
+  BackendError(BackendErrorKind kind, std::string call, const std::string& message,
+               const char* file = "", int line = 0);
+
+  BackendErrorKind kind() const { return kind_; }
+  int code() const { return static_cast<int>(kind_); }
+  const std::string& call() const { return call_; }
+  const char* file() const { return file_; }
+  int line() const { return line_; }
+
+ private:
+  BackendErrorKind kind_;
+  std::string call_;
+  const char* file_;
+  int line_;
+};
+
+/// One of capcheck's own invariants does not hold: a bug in capcheck.
+class InternalError : public std::logic_error {
+ public:
+  explicit InternalError(const std::string& message) : std::logic_error(message) {}
+};
+
+namespace detail {
+[[noreturn]] void assert_fail(const char* condition, const char* file, int line);
+}  // namespace detail
+
+}  // namespace capcheck
+
+/// An internal invariant, checked in every build (release and fuzz included).
+#define CAPCHECK_ASSERT(condition)                                            \
+  do {                                                                        \
+    if (!(condition)) ::capcheck::detail::assert_fail(#condition, __FILE__, __LINE__); \
+  } while (false)

@@ -1,0 +1,40 @@
+// The harness: one backend (behind a tracing front) and two subjects built on
+// it, one for the graph path and one fresh copy for the eager reference.
+#pragma once
+
+#include <memory>
+
+#include "capcheck/backend.h"
+#include "capcheck/subject.h"
+#include "capcheck/trace.h"
+
+namespace capcheck {
+
+class Harness {
+ public:
+  /// Takes ownership of `backend`; subjects are built by `factory` (the
+  /// built-in TensorRT-LLM subject when null).
+  explicit Harness(std::unique_ptr<Backend> backend, SubjectFactory factory = nullptr);
+  ~Harness();
+  Harness(const Harness&) = delete;
+  Harness& operator=(const Harness&) = delete;
+
+  /// The backend every subject issues work to (tracing when enabled).
+  Backend& backend();
+  /// The graph-path subject, reset and with buffers large enough for `scenario`.
+  Subject& graph_subject(const Scenario& scenario);
+  /// The eager-reference subject (separate buffers), reset and fitted likewise.
+  Subject& eager_subject(const Scenario& scenario);
+
+  /// Starts recording device work into trace() (cleared first).
+  void start_trace();
+  /// Stops recording.
+  void stop_trace();
+  const Trace& trace() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace capcheck

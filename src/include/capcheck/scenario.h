@@ -1,0 +1,99 @@
+// The scenario: a plain, serializable value describing the engine state at the
+// moment one CUDA-graph key is captured and replayed (DESIGN.md §4.1).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace capcheck {
+
+/// How the subject brackets warmups and capture with `_postprocess_inputs`.
+enum class Protocol : std::uint8_t {
+  kReference = 0,        // postprocess after each warmup only: correct
+  kPreFix = 1,           // no postprocess at all: TensorRT-LLM before PR #7373
+  kSeedPr = 2,           // postprocess after each warmup and after capture: PR #7373
+  kSnapshotRestore = 3,  // PR #7373 plus kv_lens snapshot/restore: PR #16319
+};
+inline constexpr int kProtocolCount = 4;
+
+/// A switchable defect of the built-in subject (the mutant zoo, DESIGN.md §7).
+enum class Mutant : std::uint8_t {
+  kNone = 0,
+  kChunkedBranchAsymmetry = 1,  // postprocess ignores the chunked-context branch
+  kPartialStaticCopy = 2,       // replay copies one token fewer into the static buffers
+};
+inline constexpr int kMutantCount = 3;
+
+/// Stable command-line / JSON names ("seed-pr", "chunked-branch-asymmetry", ...).
+std::string_view protocol_name(Protocol protocol);
+std::string_view mutant_name(Mutant mutant);
+/// Parse a name; throws UsageError listing the allowed names.
+Protocol parse_protocol(std::string_view name);
+Mutant parse_mutant(std::string_view name);
+
+/// Limits on every scenario field. Anything larger is rejected by validate().
+inline constexpr std::int32_t kBatchSizeMax = 256;
+inline constexpr std::int32_t kDraftLenMax = 8;
+inline constexpr std::int32_t kWarmupsMax = 16;
+inline constexpr std::int32_t kSeqLenMax = 4096;
+inline constexpr std::int32_t kTokensMax = 16384;
+inline constexpr std::int32_t kKvLenMax = 1 << 20;
+inline constexpr std::int32_t kOffsetMagnitudeMax = 1 << 16;
+inline constexpr std::int32_t kPositionMagnitudeMax = 1 << 20;
+
+/// The CUDA graph key of TensorRT-LLM's CUDAGraphRunner.
+struct GraphKey {
+  std::int32_t batch_size = 1;
+  std::int32_t draft_len = 0;
+  friend bool operator==(const GraphKey& a, const GraphKey& b) {
+    return a.batch_size == b.batch_size && a.draft_len == b.draft_len;
+  }
+};
+
+/// One capture-and-replay case. Requests are ordered as in TensorRT-LLM's
+/// attention metadata: context requests first (the last
+/// `num_chunked_ctx_requests` of them are chunked), then generation requests.
+struct Scenario {
+  Protocol protocol = Protocol::kReference;
+  Mutant mutant = Mutant::kNone;
+  GraphKey key;
+  std::int32_t warmups_count = 0;
+  std::int32_t num_contexts = 0;
+  std::int32_t num_chunked_ctx_requests = 0;
+  std::int32_t num_generations = 1;
+  /// Tokens of each request in this iteration; generation requests have 1 + draft_len.
+  std::vector<std::int32_t> seq_lens{1};
+  /// KV-cache length of each request, this iteration's tokens included.
+  std::vector<std::int32_t> kv_lens{1};
+  /// Per generation token: added to its position id by `_preprocess_inputs`.
+  std::vector<std::int32_t> previous_pos_id_offsets{0};
+  /// Per chunked context request if there are any, else per generation request.
+  std::vector<std::int32_t> previous_kv_lens_offsets{0};
+  /// Flat token ids, `num_tokens()` long.
+  std::vector<std::int32_t> input_ids{0};
+  /// The single row of the `[1, num_tokens]` position-id tensor.
+  std::vector<std::int32_t> position_ids{0};
+
+  std::int32_t num_seqs() const { return num_contexts + num_generations; }
+  std::int32_t num_ctx_tokens() const;
+  std::int32_t num_tokens() const;
+  /// Length `previous_kv_lens_offsets` must have (the branch preprocess takes).
+  std::int32_t kv_offsets_count() const {
+    return num_chunked_ctx_requests > 0 ? num_chunked_ctx_requests : num_generations;
+  }
+  /// True when every previous-iteration offset is zero (startup capture).
+  bool offsets_are_zero() const;
+
+  friend bool operator==(const Scenario& a, const Scenario& b);
+  friend bool operator!=(const Scenario& a, const Scenario& b) { return !(a == b); }
+};
+
+/// Throws UsageError naming the first inconsistent field, its value and what is allowed.
+void validate(const Scenario& scenario);
+
+/// A one-line human summary: key, composition, warmups, protocol, offsets.
+std::string summarize(const Scenario& scenario);
+
+}  // namespace capcheck

@@ -1,0 +1,32 @@
+// Serialized forms of a Scenario: JSON (written by hand) and the compact,
+// versioned reproduction token `cc1:<base64url>` (DESIGN.md §8).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "capcheck/scenario.h"
+
+namespace capcheck {
+
+/// The prefix of every token; the digit is the encoding version.
+inline constexpr std::string_view kTokenPrefix = "cc1:";
+/// Longest token accepted by decode_token(), in characters.
+inline constexpr std::size_t kTokenLengthMax = 1 << 20;
+
+/// Encodes a valid scenario. The token holds the scenario itself (not an RNG
+/// state), so it survives generator changes and replays on every backend.
+std::string encode_token(const Scenario& scenario);
+
+/// Decodes and validates a token; throws UsageError naming what is wrong
+/// (prefix, alphabet, truncation, checksum, trailing bytes, or a field).
+Scenario decode_token(std::string_view token);
+
+/// Pretty JSON with the field names of Scenario (TensorRT-LLM's names).
+std::string to_json(const Scenario& scenario, int indent = 2);
+
+/// Parses and validates JSON text. Unknown fields, missing fields and values of
+/// the wrong type are UsageErrors that name the field.
+Scenario from_json(std::string_view text);
+
+}  // namespace capcheck

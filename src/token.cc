@@ -1,0 +1,382 @@
+#include "capcheck/token.h"
+
+#include <array>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "capcheck/errors.h"
+
+namespace capcheck {
+
+namespace {
+
+// ---------------------------------------------------------------- base64url
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string base64url_encode(const std::string& bytes) {
+  std::string out;
+  out.reserve((bytes.size() * 4 + 2) / 3);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char byte : bytes) {
+    acc = (acc << 8) | byte;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(kAlphabet[(acc >> bits) & 63u]);
+    }
+  }
+  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 63u]);
+  return out;
+}
+
+int base64url_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+std::string base64url_decode(std::string_view text) {
+  if (text.size() % 4 == 1) {
+    throw UsageError("invalid token: its length (" + std::to_string(text.size()) +
+                     " characters after the prefix) is not a base64url length; was it truncated?");
+  }
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const int value = base64url_value(text[i]);
+    if (value < 0) {
+      throw UsageError("invalid token: character " + std::to_string(i + kTokenPrefix.size()) +
+                       " ('" + std::string(1, text[i]) +
+                       "') is not in the base64url alphabet [A-Za-z0-9_-]");
+    }
+    acc = (acc << 6) | static_cast<std::uint32_t>(value);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFFu));
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------- compact encoding
+
+constexpr std::uint8_t kFormatVersion = 1;
+
+std::uint32_t fnv1a(const std::string& bytes, std::size_t count) {
+  std::uint32_t hash = 2166136261u;
+  for (std::size_t i = 0; i < count; ++i) {
+    hash ^= static_cast<unsigned char>(bytes[i]);
+    hash *= 16777619u;
+  }
+  return hash;
+}
+
+class Writer {
+ public:
+  void varint(std::uint64_t value) {
+    while (value >= 0x80) {
+      bytes_.push_back(static_cast<char>((value & 0x7F) | 0x80));
+      value >>= 7;
+    }
+    bytes_.push_back(static_cast<char>(value));
+  }
+  void signed_value(std::int32_t value) {
+    const auto v = static_cast<std::int64_t>(value);
+    varint(static_cast<std::uint64_t>((v << 1) ^ (v >> 63)));
+  }
+  void array(const std::vector<std::int32_t>& values) {
+    varint(values.size());
+    for (auto v : values) signed_value(v);
+  }
+  std::string finish() {
+    const std::uint32_t sum = fnv1a(bytes_, bytes_.size());
+    for (int i = 0; i < 4; ++i) bytes_.push_back(static_cast<char>((sum >> (8 * i)) & 0xFFu));
+    return std::move(bytes_);
+  }
+
+ private:
+  std::string bytes_;
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
+
+  std::uint64_t varint(const char* field) {
+    std::uint64_t value = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= end_) truncated(field);
+      const auto byte = static_cast<unsigned char>(bytes_[pos_++]);
+      value |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
+      if (!(byte & 0x80)) return value;
+    }
+    throw UsageError(std::string("invalid token: field ") + field + " is an over-long varint");
+  }
+  std::int32_t signed_value(const char* field) {
+    const std::uint64_t raw = varint(field);
+    const auto value = static_cast<std::int64_t>(raw >> 1) ^ -static_cast<std::int64_t>(raw & 1);
+    if (value < INT32_MIN || value > INT32_MAX) {
+      throw UsageError(std::string("invalid token: field ") + field + " is out of 32-bit range");
+    }
+    return static_cast<std::int32_t>(value);
+  }
+  std::int32_t small(const char* field) {
+    const std::uint64_t value = varint(field);
+    if (value > static_cast<std::uint64_t>(kTokensMax)) {
+      throw UsageError(std::string("invalid token: field ") + field + " is " +
+                       std::to_string(value) + ", above the limit " + std::to_string(kTokensMax));
+    }
+    return static_cast<std::int32_t>(value);
+  }
+  std::vector<std::int32_t> array(const char* field) {
+    const std::int32_t count = small(field);
+    std::vector<std::int32_t> values;
+    values.reserve(static_cast<std::size_t>(count));
+    for (std::int32_t i = 0; i < count; ++i) values.push_back(signed_value(field));
+    return values;
+  }
+  void verify_checksum() {
+    if (bytes_.size() < 5) {
+      throw UsageError("invalid token: only " + std::to_string(bytes_.size()) +
+                       " bytes of payload; it was truncated");
+    }
+    end_ = bytes_.size() - 4;
+    std::uint32_t stored = 0;
+    for (int i = 0; i < 4; ++i) {
+      stored |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes_[end_ + i])) << (8 * i);
+    }
+    if (stored != fnv1a(bytes_, end_)) {
+      throw UsageError(
+          "invalid token: checksum mismatch; the token was altered or cut (copy it whole)");
+    }
+  }
+  void expect_end() const {
+    if (pos_ != end_) {
+      throw UsageError("invalid token: " + std::to_string(end_ - pos_) +
+                       " unexpected bytes after the scenario");
+    }
+  }
+
+ private:
+  [[noreturn]] void truncated(const char* field) {
+    throw UsageError(std::string("invalid token: truncated inside field ") + field);
+  }
+  const std::string& bytes_;
+  std::size_t pos_ = 0;
+  std::size_t end_ = 0;
+};
+
+}  // namespace
+
+std::string encode_token(const Scenario& s) {
+  validate(s);
+  Writer w;
+  w.varint(kFormatVersion);
+  w.varint(static_cast<std::uint64_t>(s.protocol));
+  w.varint(static_cast<std::uint64_t>(s.mutant));
+  w.varint(static_cast<std::uint64_t>(s.key.batch_size));
+  w.varint(static_cast<std::uint64_t>(s.key.draft_len));
+  w.varint(static_cast<std::uint64_t>(s.warmups_count));
+  w.varint(static_cast<std::uint64_t>(s.num_contexts));
+  w.varint(static_cast<std::uint64_t>(s.num_chunked_ctx_requests));
+  w.varint(static_cast<std::uint64_t>(s.num_generations));
+  w.array(s.seq_lens);
+  w.array(s.kv_lens);
+  w.array(s.previous_pos_id_offsets);
+  w.array(s.previous_kv_lens_offsets);
+  w.array(s.input_ids);
+  w.array(s.position_ids);
+  return std::string(kTokenPrefix) + base64url_encode(w.finish());
+}
+
+Scenario decode_token(std::string_view token) {
+  if (token.size() > kTokenLengthMax) {
+    throw UsageError("invalid token: " + std::to_string(token.size()) +
+                     " characters, above the limit " + std::to_string(kTokenLengthMax));
+  }
+  if (token.substr(0, kTokenPrefix.size()) != kTokenPrefix) {
+    if (token.size() >= 4 && token.substr(0, 2) == "cc" && token[3] == ':') {
+      throw UsageError("invalid token: version '" + std::string(token.substr(0, 4)) +
+                       "' is not supported by this capcheck (it reads " +
+                       std::string(kTokenPrefix) + ")");
+    }
+    throw UsageError("invalid token: it must start with '" + std::string(kTokenPrefix) +
+                     "' (got '" + std::string(token.substr(0, 12)) + "')");
+  }
+  const std::string bytes = base64url_decode(token.substr(kTokenPrefix.size()));
+  Reader r(bytes);
+  r.verify_checksum();
+  const auto version = r.varint("version");
+  if (version != kFormatVersion) {
+    throw UsageError("invalid token: encoding version " + std::to_string(version) +
+                     " is not supported (expected " + std::to_string(kFormatVersion) + ")");
+  }
+  Scenario s;
+  const auto protocol = r.varint("protocol");
+  if (protocol >= kProtocolCount) throw UsageError("invalid token: unknown protocol value");
+  s.protocol = static_cast<Protocol>(protocol);
+  const auto mutant = r.varint("mutant");
+  if (mutant >= kMutantCount) throw UsageError("invalid token: unknown mutant value");
+  s.mutant = static_cast<Mutant>(mutant);
+  s.key.batch_size = r.small("batch_size");
+  s.key.draft_len = r.small("draft_len");
+  s.warmups_count = r.small("warmups");
+  s.num_contexts = r.small("num_contexts");
+  s.num_chunked_ctx_requests = r.small("num_chunked_ctx_requests");
+  s.num_generations = r.small("num_generations");
+  s.seq_lens = r.array("seq_lens");
+  s.kv_lens = r.array("kv_lens");
+  s.previous_pos_id_offsets = r.array("previous_pos_id_offsets");
+  s.previous_kv_lens_offsets = r.array("previous_kv_lens_offsets");
+  s.input_ids = r.array("input_ids");
+  s.position_ids = r.array("position_ids");
+  r.expect_end();
+  validate(s);
+  return s;
+}
+
+// --------------------------------------------------------------------- JSON
+
+namespace {
+
+using nlohmann::json;
+
+const std::set<std::string>& known_fields() {
+  static const std::set<std::string> fields = {
+      "protocol",    "mutant",       "batch_size",       "draft_len",
+      "warmups",     "num_contexts", "num_chunked_ctx_requests",
+      "num_generations",             "seq_lens",         "kv_lens",
+      "previous_pos_id_offsets",     "previous_kv_lens_offsets",
+      "input_ids",   "position_ids"};
+  return fields;
+}
+
+const json& field(const json& object, const char* name) {
+  const auto it = object.find(name);
+  if (it == object.end()) {
+    throw UsageError(std::string("invalid scenario JSON: missing field '") + name + "'");
+  }
+  return *it;
+}
+
+std::int32_t int_field(const json& object, const char* name) {
+  const json& value = field(object, name);
+  if (!value.is_number_integer()) {
+    throw UsageError(std::string("invalid scenario JSON: field '") + name +
+                     "' must be an integer, got " + value.type_name());
+  }
+  const auto v = value.get<std::int64_t>();
+  if (v < INT32_MIN || v > INT32_MAX) {
+    throw UsageError(std::string("invalid scenario JSON: field '") + name +
+                     "' is out of 32-bit range");
+  }
+  return static_cast<std::int32_t>(v);
+}
+
+std::vector<std::int32_t> int_array(const json& value, const std::string& name) {
+  if (!value.is_array()) {
+    throw UsageError("invalid scenario JSON: field '" + name + "' must be an array of integers, got " +
+                     value.type_name());
+  }
+  std::vector<std::int32_t> out;
+  out.reserve(value.size());
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const json& element = value[i];
+    if (!element.is_number_integer()) {
+      throw UsageError("invalid scenario JSON: " + name + "[" + std::to_string(i) +
+                       "] must be an integer, got " + element.type_name());
+    }
+    const auto v = element.get<std::int64_t>();
+    if (v < INT32_MIN || v > INT32_MAX) {
+      throw UsageError("invalid scenario JSON: " + name + "[" + std::to_string(i) +
+                       "] is out of 32-bit range");
+    }
+    out.push_back(static_cast<std::int32_t>(v));
+  }
+  return out;
+}
+
+std::string string_field(const json& object, const char* name) {
+  const json& value = field(object, name);
+  if (!value.is_string()) {
+    throw UsageError(std::string("invalid scenario JSON: field '") + name +
+                     "' must be a string, got " + value.type_name());
+  }
+  return value.get<std::string>();
+}
+
+}  // namespace
+
+std::string to_json(const Scenario& s, int indent) {
+  json j = json::object();
+  j["protocol"] = std::string(protocol_name(s.protocol));
+  j["mutant"] = std::string(mutant_name(s.mutant));
+  j["batch_size"] = s.key.batch_size;
+  j["draft_len"] = s.key.draft_len;
+  j["warmups"] = s.warmups_count;
+  j["num_contexts"] = s.num_contexts;
+  j["num_chunked_ctx_requests"] = s.num_chunked_ctx_requests;
+  j["num_generations"] = s.num_generations;
+  j["seq_lens"] = s.seq_lens;
+  j["kv_lens"] = s.kv_lens;
+  j["previous_pos_id_offsets"] = s.previous_pos_id_offsets;
+  j["previous_kv_lens_offsets"] = s.previous_kv_lens_offsets;
+  j["input_ids"] = s.input_ids;
+  j["position_ids"] = json::array({s.position_ids});
+  return j.dump(indent);
+}
+
+Scenario from_json(std::string_view text) {
+  json j;
+  try {
+    j = json::parse(text.begin(), text.end());
+  } catch (const json::parse_error& e) {
+    throw UsageError(std::string("invalid scenario JSON: ") + e.what());
+  }
+  if (!j.is_object()) {
+    throw UsageError(std::string("invalid scenario JSON: the top level must be an object, got ") +
+                     j.type_name());
+  }
+  for (const auto& item : j.items()) {
+    if (!known_fields().count(item.key())) {
+      throw UsageError("invalid scenario JSON: unknown field '" + item.key() +
+                       "' (fields are those of `capcheck reproduce --json` output)");
+    }
+  }
+  Scenario s;
+  s.protocol = parse_protocol(string_field(j, "protocol"));
+  s.mutant = j.contains("mutant") ? parse_mutant(string_field(j, "mutant")) : Mutant::kNone;
+  s.key.batch_size = int_field(j, "batch_size");
+  s.key.draft_len = int_field(j, "draft_len");
+  s.warmups_count = int_field(j, "warmups");
+  s.num_contexts = int_field(j, "num_contexts");
+  s.num_chunked_ctx_requests = int_field(j, "num_chunked_ctx_requests");
+  s.num_generations = int_field(j, "num_generations");
+  s.seq_lens = int_array(field(j, "seq_lens"), "seq_lens");
+  s.kv_lens = int_array(field(j, "kv_lens"), "kv_lens");
+  s.previous_pos_id_offsets =
+      int_array(field(j, "previous_pos_id_offsets"), "previous_pos_id_offsets");
+  s.previous_kv_lens_offsets =
+      int_array(field(j, "previous_kv_lens_offsets"), "previous_kv_lens_offsets");
+  s.input_ids = int_array(field(j, "input_ids"), "input_ids");
+  const json& positions = field(j, "position_ids");
+  if (!positions.is_array() || positions.size() != 1) {
+    throw UsageError(
+        "invalid scenario JSON: field 'position_ids' must be a [1, num_tokens] array, i.e. "
+        "[[p0, p1, ...]]");
+  }
+  s.position_ids = int_array(positions[0], "position_ids[0]");
+  validate(s);
+  return s;
+}
+
+}  // namespace capcheck
