@@ -18,92 +18,20 @@ Buffer RecordingBackend::allocate(std::string_view label, std::int64_t count) {
          "allocation during stream capture is not supported by this backend");
   }
   if (count < 0) fail(BackendErrorKind::kInvalidValue, "allocate", "negative element count");
-  std::uint32_t slot;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = static_cast<std::uint32_t>(slots_.size());
-    slots_.emplace_back();
-  }
-  SlotInfo& info = slots_[slot];
-  info.generation = next_generation_++;
-  info.live = true;
-  info.size = count;
-  info.label = std::string(label);
-  storage_allocate(slot, count);
-  return Buffer{slot, info.generation, count};
+  const Buffer buffer = buffers_.add(label, count);
+  storage_allocate(buffer.slot, count);
+  return buffer;
 }
 
 void RecordingBackend::free(Buffer buffer) {
-  check_live(buffer, "free");
+  buffers_.check_live(buffer, "free");
   storage_free(buffer.slot);
-  slots_[buffer.slot].live = false;
-  free_slots_.push_back(buffer.slot);
+  buffers_.remove(buffer);
 }
 
-std::string RecordingBackend::label(Buffer buffer) const {
-  if (buffer.slot >= slots_.size()) return "<unknown buffer>";
-  const SlotInfo& info = slots_[buffer.slot];
-  if (!info.live || info.generation != buffer.generation) return info.label + " (freed)";
-  return info.label;
-}
+std::string RecordingBackend::label(Buffer buffer) const { return buffers_.label(buffer); }
 
-std::size_t RecordingBackend::live_buffers_count() const {
-  std::size_t count = 0;
-  for (const auto& info : slots_) count += info.live ? 1 : 0;
-  return count;
-}
-
-void RecordingBackend::check_live(const Buffer& buffer, const char* call) const {
-  if (buffer.slot >= slots_.size() || !buffer.valid()) {
-    fail(BackendErrorKind::kInvalidValue, call, "not a buffer of this backend");
-  }
-  const SlotInfo& info = slots_[buffer.slot];
-  if (!info.live || info.generation != buffer.generation) {
-    fail(BackendErrorKind::kDanglingBuffer, call,
-         "buffer '" + info.label + "' was freed or reallocated");
-  }
-}
-
-void RecordingBackend::check_slice(const Slice& slice, const char* call, const char* role) const {
-  check_live(slice.buffer, call);
-  const std::int64_t size = slots_[slice.buffer.slot].size;
-  if (slice.offset < 0 || slice.count < 0 || slice.offset + slice.count > size) {
-    fail(BackendErrorKind::kInvalidValue, call,
-         std::string(role) + " slice [" + std::to_string(slice.offset) + ":" +
-             std::to_string(slice.offset + slice.count) + "] is outside buffer '" +
-             slots_[slice.buffer.slot].label + "' of " + std::to_string(size) + " elements");
-  }
-}
-
-void RecordingBackend::check_op(const Op& op) const {
-  const char* call = op_kind_name(op.kind);
-  check_slice(op.dst, call, "destination");
-  switch (op.kind) {
-    case OpKind::kFill:
-      return;
-    case OpKind::kAdd:
-    case OpKind::kSub:
-    case OpKind::kCopy:
-      check_slice(op.src, call, "source");
-      if (op.src.count != op.dst.count) {
-        fail(BackendErrorKind::kInvalidValue, call, "source and destination lengths differ");
-      }
-      return;
-    case OpKind::kModelStep:
-      check_slice(op.src, call, "input_ids");
-      check_slice(op.positions, call, "position_ids");
-      check_slice(op.seq_ids, call, "seq_ids");
-      check_slice(op.kv_lens, call, "kv_lens");
-      if (op.src.count != op.dst.count || op.positions.count != op.dst.count ||
-          op.seq_ids.count != op.dst.count) {
-        fail(BackendErrorKind::kInvalidValue, call, "per-token slices differ in length");
-      }
-      return;
-  }
-  fail(BackendErrorKind::kInvalidValue, call, "unknown op kind");
-}
+std::size_t RecordingBackend::live_buffers_count() const { return buffers_.live_count(); }
 
 void RecordingBackend::check_not_capturing(const char* call) {
   if (!capturing()) return;
@@ -117,20 +45,20 @@ void RecordingBackend::check_not_capturing(const char* call) {
 
 void RecordingBackend::upload(Slice dst, const std::int32_t* src) {
   check_not_capturing("upload");
-  check_slice(dst, "upload", "destination");
+  buffers_.check_slice(dst, "upload", "destination");
   if (dst.count > 0) storage_upload(dst, src);
 }
 
 void RecordingBackend::download(Slice src, std::int32_t* dst) {
   check_not_capturing("download");
-  check_slice(src, "download", "source");
+  buffers_.check_slice(src, "download", "source");
   if (src.count > 0) storage_download(src, dst);
 }
 
 void RecordingBackend::synchronize() { check_not_capturing("synchronize"); }
 
 void RecordingBackend::launch(const Op& op) {
-  check_op(op);
+  buffers_.check_op(op);
   switch (capture_) {
     case CaptureState::kNone:
       execute(op);
@@ -185,7 +113,7 @@ void RecordingBackend::replay(Graph graph) {
   const auto& ops = it->second;
   // A graph node that refers to freed memory must be reported, never replayed
   // against whatever reuses the slot (capture rule 5).
-  for (const Op& op : ops) check_op(op);
+  for (const Op& op : ops) buffers_.check_op(op);
   for (const Op& op : ops) execute(op);
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "capcheck/backend.h"
+#include "detail/buffer_table.h"
 
 namespace capcheck::detail {
 
@@ -46,22 +47,11 @@ class RecordingBackend : public Backend {
 
  private:
   enum class CaptureState { kNone, kActive, kInvalidated };
-  struct SlotInfo {
-    std::uint32_t generation = 0;
-    bool live = false;
-    std::int64_t size = 0;
-    std::string label;
-  };
 
-  void check_live(const Buffer& buffer, const char* call) const;
-  void check_slice(const Slice& slice, const char* call, const char* role) const;
-  void check_op(const Op& op) const;
   void check_not_capturing(const char* call);
 
   BackendOptions options_;
-  std::vector<SlotInfo> slots_;
-  std::vector<std::uint32_t> free_slots_;
-  std::uint32_t next_generation_ = 1;
+  BufferTable buffers_;
   CaptureState capture_ = CaptureState::kNone;
   std::vector<Op> capturing_ops_;
   std::unordered_map<std::uint32_t, std::vector<Op>> graphs_;  // live graphs by id
