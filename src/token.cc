@@ -369,7 +369,7 @@ Scenario from_json(std::string_view text) {
       int_array(field(j, "previous_kv_lens_offsets"), "previous_kv_lens_offsets");
   s.input_ids = int_array(field(j, "input_ids"), "input_ids");
   const json& positions = field(j, "position_ids");
-  if (!positions.is_array() || positions.size() != 1) {
+  if (!positions.is_array() || positions.size() != 1 || !positions[0].is_array()) {
     throw UsageError(
         "invalid scenario JSON: field 'position_ids' must be a [1, num_tokens] array, i.e. "
         "[[p0, p1, ...]]");

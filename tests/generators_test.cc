@@ -1,1 +1,112 @@
+// The scenario generator: every scenario valid, the whole space reached, and
+// shrinking finds the known minimum.
 #include <gtest/gtest.h>
+#include <rapidcheck.h>
+
+#include <set>
+
+#include "capcheck/sim_backend.h"
+#include "rc_runner.h"
+#include "capcheck/errors.h"
+
+namespace capcheck {
+namespace {
+
+std::vector<Scenario> sample(const GenOptions& options, int count, std::uint64_t seed) {
+  const auto generator = gen_scenario(options);
+  rc::Random random(seed);
+  std::vector<Scenario> out;
+  for (int i = 0; i < count; ++i) out.push_back(generator(random.split(), 100).value());
+  return out;
+}
+
+TEST(Generators, EveryScenarioIsValidAndTheSpaceIsCovered) {
+  GenOptions options;
+  options.protocol = Protocol::kSeedPr;
+  std::set<std::int32_t> batch_sizes, warmups, draft_lens;
+  int chunked = 0, contexts = 0, runtime = 0, startup = 0, generation_only = 0;
+  for (const Scenario& s : sample(options, 3000, 7)) {
+    ASSERT_NO_THROW(validate(s));
+    EXPECT_EQ(s.protocol, Protocol::kSeedPr);
+    batch_sizes.insert(s.key.batch_size);
+    warmups.insert(s.warmups_count);
+    draft_lens.insert(s.key.draft_len);
+    chunked += s.num_chunked_ctx_requests > 0;
+    contexts += s.num_contexts > 0;
+    generation_only += s.num_contexts == 0;
+    (s.offsets_are_zero() ? startup : runtime) += 1;
+    for (std::size_t k = 0; k < s.previous_kv_lens_offsets.size(); ++k) {
+      EXPECT_GE(s.previous_kv_lens_offsets[k], -s.key.draft_len);
+      EXPECT_LE(s.previous_kv_lens_offsets[k], 0);
+    }
+    if (!s.offsets_are_zero()) {
+      for (auto offset : s.previous_pos_id_offsets) EXPECT_GE(offset, 1);
+    }
+  }
+  EXPECT_EQ(batch_sizes.size(), 64u);
+  EXPECT_EQ(warmups, (std::set<std::int32_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(draft_lens, (std::set<std::int32_t>{0, 1, 2, 3, 4}));
+  EXPECT_GT(chunked, 100);
+  EXPECT_GT(contexts, 100);
+  EXPECT_GT(generation_only, 30);
+  EXPECT_GT(runtime, 500);
+  EXPECT_GT(startup, 300);
+}
+
+TEST(Generators, BadRangesAreUsageErrors) {
+  GenOptions options;
+  options.batch_size_max = 0;
+  EXPECT_THROW(gen_scenario(options), UsageError);
+  options = GenOptions{};
+  options.draft_len_max = kDraftLenMax + 1;
+  EXPECT_THROW(gen_scenario(options), UsageError);
+}
+
+// The minimum the issue names: one generation request, draft_len 1, zero
+// warmups, offsets of magnitude 1.
+Scenario minimal_seed_pr_failure() {
+  Scenario s;
+  s.protocol = Protocol::kSeedPr;
+  s.key = GraphKey{1, 1};
+  s.num_generations = 1;
+  s.seq_lens = {2};
+  s.kv_lens = {2};
+  s.previous_pos_id_offsets = {1, 1};
+  s.previous_kv_lens_offsets = {-1};
+  s.input_ids = {0, 0};
+  s.position_ids = {0, 1};
+  return s;
+}
+
+TEST(Shrinking, SeedPrShrinksToTheKnownMinimum) {
+  Harness harness(make_sim_backend());
+  for (const char* name : {"capture_preserves_inputs", "first_replay_matches_eager"}) {
+    for (std::uint64_t seed : {1u, 2u, 3u, 4u, 5u}) {
+      RunConfig config;
+      config.cases = 1000;
+      config.seed = seed;
+      config.gen.protocol = Protocol::kSeedPr;
+      const RunResult result = run_property(harness, find_property(name), config);
+      ASSERT_FALSE(result.passed) << name << " seed " << seed;
+      ASSERT_TRUE(result.counterexample.has_value());
+      EXPECT_EQ(*result.counterexample, minimal_seed_pr_failure())
+          << name << " seed " << seed << ": " << summarize(*result.counterexample);
+    }
+  }
+}
+
+TEST(Shrinking, PreFixShrinksToOneWarmup) {
+  Harness harness(make_sim_backend());
+  RunConfig config;
+  config.seed = 11;
+  config.gen.protocol = Protocol::kPreFix;
+  const RunResult result = run_property(harness, find_property("capture_preserves_inputs"), config);
+  ASSERT_FALSE(result.passed);
+  Scenario expected = minimal_seed_pr_failure();
+  expected.protocol = Protocol::kPreFix;
+  expected.warmups_count = 1;
+  EXPECT_EQ(*result.counterexample, expected) << summarize(*result.counterexample);
+}
+
+}  // namespace
+}  // namespace capcheck

@@ -1,1 +1,164 @@
+// Every property against every protocol and mutant: `reference` passes all,
+// each protocol/mutant is killed by the properties expected to kill it, every
+// property kills at least one, and the canary fails.
 #include <gtest/gtest.h>
+
+#include <map>
+
+#include "capcheck/errors.h"
+#include "capcheck/sim_backend.h"
+#include "rc_runner.h"
+
+namespace capcheck {
+namespace {
+
+constexpr int kCases = 300;
+
+RunResult run(Harness& harness, const char* property, Protocol protocol, Mutant mutant,
+              std::uint64_t seed = 1) {
+  RunConfig config;
+  config.cases = kCases;
+  config.seed = seed;
+  config.gen.protocol = protocol;
+  config.gen.mutant = mutant;
+  return run_property(harness, find_property(property), config);
+}
+
+const char* const kProperties[] = {"capture_preserves_inputs", "first_replay_matches_eager",
+                                   "warmup_count_invariant", "postprocess_inverts_preprocess"};
+
+TEST(Properties, ReferenceWithoutMutantPassesEveryProperty) {
+  Harness harness(make_sim_backend());
+  for (const char* property : kProperties) {
+    const RunResult result = run(harness, property, Protocol::kReference, Mutant::kNone);
+    EXPECT_TRUE(result.passed) << property << ": " << format_verdict(result.verdict)
+                               << summarize(*result.counterexample);
+    EXPECT_EQ(result.cases_passed, kCases);
+  }
+}
+
+struct Expectation {
+  Protocol protocol;
+  Mutant mutant;
+  std::vector<std::string> killed_by;  // exactly these properties fail
+};
+
+TEST(Properties, EachProtocolAndMutantIsKilledByTheExpectedProperties) {
+  const std::vector<Expectation> table = {
+      {Protocol::kPreFix, Mutant::kNone,
+       {"capture_preserves_inputs", "first_replay_matches_eager", "warmup_count_invariant"}},
+      {Protocol::kSeedPr, Mutant::kNone, {"capture_preserves_inputs", "first_replay_matches_eager"}},
+      {Protocol::kSnapshotRestore, Mutant::kNone, {"capture_preserves_inputs"}},
+      {Protocol::kReference, Mutant::kChunkedBranchAsymmetry,
+       {"capture_preserves_inputs", "first_replay_matches_eager", "warmup_count_invariant",
+        "postprocess_inverts_preprocess"}},
+      {Protocol::kReference, Mutant::kPartialStaticCopy, {"first_replay_matches_eager"}},
+  };
+  Harness harness(make_sim_backend());
+  std::map<std::string, int> kills;
+  for (const auto& row : table) {
+    std::vector<std::string> killed;
+    for (const char* property : kProperties) {
+      if (!run(harness, property, row.protocol, row.mutant).passed) {
+        killed.push_back(property);
+        ++kills[property];
+      }
+    }
+    EXPECT_EQ(killed, row.killed_by)
+        << protocol_name(row.protocol) << " / " << mutant_name(row.mutant);
+  }
+  for (const char* property : kProperties) {
+    EXPECT_GT(kills[property], 0) << property << " kills no protocol or mutant: it proves nothing";
+  }
+}
+
+TEST(Properties, SnapshotRestoreFixesKvLensButNotStaticPositionIds) {
+  Harness harness(make_sim_backend());
+  const RunResult result =
+      run(harness, "capture_preserves_inputs", Protocol::kSnapshotRestore, Mutant::kNone);
+  ASSERT_FALSE(result.passed);
+  ASSERT_TRUE(result.verdict.mismatch.has_value());
+  EXPECT_EQ(result.verdict.mismatch->buffer, "static_position_ids");
+  bool names_kv_lens = false;
+  for (const auto& note : result.verdict.notes) {
+    names_kv_lens |= note.find("kv_lens_cuda") != std::string::npos;
+  }
+  EXPECT_FALSE(names_kv_lens) << format_verdict(result.verdict);
+}
+
+TEST(Properties, ViolationNamesTheBreakingOperation) {
+  Harness harness(make_sim_backend());
+  const RunResult result =
+      run(harness, "capture_preserves_inputs", Protocol::kSeedPr, Mutant::kNone);
+  ASSERT_FALSE(result.passed);
+  const std::string report = format_verdict(result.verdict);
+  EXPECT_NE(report.find("changed by capture: static_position_ids (2 elements), kv_lens_cuda (1 element)"),
+            std::string::npos)
+      << report;
+  EXPECT_NE(report.find("postprocess after capture: sub static_position_ids[0:2] -= "
+                        "previous_pos_id_offsets[0:2] (executed eagerly)"),
+            std::string::npos)
+      << report;
+}
+
+TEST(Properties, CanaryFails) {
+  Harness harness(make_sim_backend());
+  const RunResult result = run(harness, "canary_forward_never_changes_kv_lens",
+                               Protocol::kReference, Mutant::kNone);
+  EXPECT_FALSE(result.passed);
+  EXPECT_TRUE(find_property("canary_forward_never_changes_kv_lens").canary);
+}
+
+TEST(Properties, UnknownPropertyListsTheKnownOnes) {
+  try {
+    find_property("capture_preserves_input");
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("known: capture_preserves_inputs"), std::string::npos);
+  }
+}
+
+// A user subject written against the public interface that reads device
+// memory back in the middle of its capture: the property reports the illegal
+// call (CUDA error 900) as a violation instead of crashing the run.
+class DownloadingSubject final : public Subject {
+ public:
+  DownloadingSubject(Backend& backend, const SubjectLimits&)
+      : backend_(backend), buffer_(backend.allocate("state", 1)) {
+    persistent_.push_back(NamedSlice{"state", whole(buffer_)});
+  }
+  ~DownloadingSubject() override { backend_.free(buffer_); }
+  void reset() override { backend_.fill(whole(buffer_), 0); }
+  void prepare(const Scenario&) override {}
+  const std::vector<NamedSlice>& persistent_buffers() const override { return persistent_; }
+  void preprocess() override {}
+  void postprocess() override {}
+  Slice forward_eager() override { return whole(buffer_); }
+  void capture() override {
+    backend_.begin_capture();
+    std::int32_t value = 0;
+    backend_.download(whole(buffer_), &value);  // illegal while capturing
+    backend_.end_capture();
+  }
+  Slice replay() override { return whole(buffer_); }
+
+ private:
+  Backend& backend_;
+  Buffer buffer_;
+  std::vector<NamedSlice> persistent_;
+};
+
+TEST(Properties, IllegalCaptureCallInAUserSubjectIsAViolation) {
+  Harness harness(make_sim_backend(), [](Backend& backend, const SubjectLimits& limits) {
+    return std::unique_ptr<Subject>(new DownloadingSubject(backend, limits));
+  });
+  const Verdict verdict =
+      check_property(find_property("capture_preserves_inputs"), harness, Scenario{});
+  EXPECT_FALSE(verdict.passed);
+  EXPECT_NE(verdict.message.find("capture-unsupported (900)"), std::string::npos)
+      << verdict.message;
+  EXPECT_FALSE(harness.backend().capturing());
+}
+
+}  // namespace
+}  // namespace capcheck

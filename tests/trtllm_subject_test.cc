@@ -1,1 +1,155 @@
+// The built-in TensorRT-LLM subject against hand-computed cases, including the
+// H200 measurement of DESIGN.md §1.
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "capcheck/harness.h"
+#include "capcheck/sim_backend.h"
+#include "capcheck/token.h"
+#include "capcheck/trtllm_subject.h"
+#include "capcheck/model.h"
+#include "capcheck/errors.h"
+
+namespace capcheck {
+namespace {
+
+std::string data_file(const std::string& name) {
+  std::ifstream in(std::string(CAPCHECK_TEST_DATA) + "/" + name);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+const NamedSlice& persistent(const Subject& subject, const std::string& name) {
+  for (const auto& s : subject.persistent_buffers()) {
+    if (s.name == name) return s;
+  }
+  throw std::runtime_error("no persistent buffer " + name);
+}
+
+std::vector<std::int32_t> read(Backend& backend, Slice slice, std::int64_t count) {
+  std::vector<std::int32_t> values(static_cast<std::size_t>(count));
+  backend.download(Slice{slice.buffer, slice.offset, count}, values.data());
+  return values;
+}
+
+class TrtllmSubjectTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Backend> backend_ = make_sim_backend();
+  std::unique_ptr<Subject> subject_ = make_trtllm_subject(*backend_, SubjectLimits{});
+  std::vector<std::int32_t> kv_lens() {
+    return read(*backend_, persistent(*subject_, "kv_lens_cuda").slice, 4);
+  }
+};
+
+// DESIGN.md §1: on an H200 with PyTorch 2.11, kv_lens [10,20,30,40] with
+// generation rows 1..3 and kv offset 3 became [10,17,27,37] after a seed-pr
+// capture, and the first replay computed with [10,20,30,40] where eager sees
+// [10,23,33,43].
+TEST_F(TrtllmSubjectTest, SeedPrReproducesTheH200Measurement) {
+  const Scenario s = from_json(data_file("h200_seed_pr.json"));
+  subject_->reset();
+  subject_->prepare(s);
+  ASSERT_EQ(kv_lens(), (std::vector<std::int32_t>{10, 20, 30, 40}));
+  subject_->capture();
+  EXPECT_EQ(kv_lens(), (std::vector<std::int32_t>{10, 17, 27, 37}));
+  EXPECT_EQ(read(*backend_, persistent(*subject_, "static_position_ids").slice, 10),
+            (std::vector<std::int32_t>{0, 0, 0, 0, -1, -1, -1, -1, -1, -1}));
+  const Slice out = subject_->replay();
+  EXPECT_EQ(kv_lens(), (std::vector<std::int32_t>{10, 20, 30, 40}));
+  const auto replayed = read(*backend_, out, 10);
+  // The replay computed with kv_lens [10,20,30,40] and preprocessed positions.
+  EXPECT_EQ(replayed[4], model_mix(201, 19, 20));
+  EXPECT_EQ(replayed[9], model_mix(402, 40, 40));
+
+  auto eager = make_trtllm_subject(*backend_, SubjectLimits{});
+  eager->reset();
+  eager->prepare(s);
+  const auto expected = read(*backend_, eager->forward_eager(), 10);
+  EXPECT_EQ(read(*backend_, persistent(*eager, "kv_lens_cuda").slice, 4),
+            (std::vector<std::int32_t>{10, 23, 33, 43}));
+  EXPECT_EQ(expected[4], model_mix(201, 19, 23));
+  EXPECT_EQ(expected[0], replayed[0]);  // the context row is not offset
+  EXPECT_NE(expected[4], replayed[4]);
+}
+
+TEST_F(TrtllmSubjectTest, ProtocolsLeaveKvLensAsTheirPullRequestsDid) {
+  Scenario s = from_json(data_file("h200_seed_pr.json"));
+  const std::vector<std::pair<Protocol, std::vector<std::int32_t>>> expected = {
+      {Protocol::kReference, {10, 20, 30, 40}},
+      {Protocol::kPreFix, {10, 26, 36, 46}},  // two warmups accumulate +3 each
+      {Protocol::kSeedPr, {10, 17, 27, 37}},
+      {Protocol::kSnapshotRestore, {10, 20, 30, 40}},
+  };
+  for (const auto& [protocol, kv] : expected) {
+    s.protocol = protocol;
+    subject_->reset();
+    subject_->prepare(s);
+    subject_->capture();
+    EXPECT_EQ(kv_lens(), kv) << protocol_name(protocol);
+  }
+}
+
+TEST_F(TrtllmSubjectTest, ChunkedBranchUpdatesOnlyChunkedContextRows) {
+  Scenario s;
+  s.key = GraphKey{3, 1};
+  s.num_contexts = 2;
+  s.num_chunked_ctx_requests = 1;
+  s.num_generations = 1;
+  s.seq_lens = {2, 3, 2};
+  s.kv_lens = {2, 13, 30};
+  s.previous_pos_id_offsets = {2, 2};
+  s.previous_kv_lens_offsets = {-1};  // one per chunked request
+  s.input_ids = {1, 2, 3, 4, 5, 6, 7};
+  s.position_ids = {0, 1, 10, 11, 12, 28, 29};
+  validate(s);
+  subject_->reset();
+  subject_->prepare(s);
+  subject_->preprocess();
+  EXPECT_EQ(read(*backend_, persistent(*subject_, "kv_lens_cuda").slice, 3),
+            (std::vector<std::int32_t>{2, 12, 30}));
+  EXPECT_EQ(read(*backend_, persistent(*subject_, "position_ids").slice, 7),
+            (std::vector<std::int32_t>{0, 1, 10, 11, 12, 30, 31}));
+  subject_->postprocess();
+  EXPECT_EQ(read(*backend_, persistent(*subject_, "kv_lens_cuda").slice, 3),
+            (std::vector<std::int32_t>{2, 13, 30}));
+}
+
+TEST_F(TrtllmSubjectTest, ReplayBeforeCaptureIsAUsageError) {
+  Scenario s;
+  subject_->reset();
+  subject_->prepare(s);
+  EXPECT_THROW(subject_->replay(), UsageError);
+}
+
+TEST_F(TrtllmSubjectTest, ScenarioLargerThanTheLimitsIsRejected) {
+  auto small = make_trtllm_subject(*backend_, SubjectLimits{1, 1});
+  Scenario s;
+  s.key.draft_len = 1;
+  s.seq_lens = {2};
+  s.kv_lens = {2};
+  s.previous_pos_id_offsets = {0, 0};
+  s.input_ids = {0, 0};
+  s.position_ids = {0, 1};
+  EXPECT_THROW(small->prepare(s), UsageError);
+}
+
+TEST_F(TrtllmSubjectTest, HarnessGrowsItsSubjectsForLargerScenarios) {
+  Harness harness(make_sim_backend());
+  Scenario s;
+  s.key = GraphKey{100, 0};
+  s.num_generations = 100;
+  s.seq_lens.assign(100, 1);
+  s.kv_lens.assign(100, 1);
+  s.previous_pos_id_offsets.assign(100, 0);
+  s.previous_kv_lens_offsets.assign(100, 0);
+  s.input_ids.assign(100, 0);
+  s.position_ids.assign(100, 0);
+  Subject& subject = harness.graph_subject(s);
+  EXPECT_NO_THROW(subject.prepare(s));
+}
+
+}  // namespace
+}  // namespace capcheck

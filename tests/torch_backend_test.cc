@@ -1,0 +1,412 @@
+// The LibTorch backend on the CPU: its model step is bitwise model_mix, it
+// agrees bitwise with the sim on random op sequences (captures and replays
+// included), and the capture rules of DESIGN.md §5 hold on it.
+#include "capcheck/torch_backend.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "capcheck/backend.h"
+#include "capcheck/errors.h"
+#include "capcheck/model.h"
+#include "capcheck/sim_backend.h"
+
+namespace capcheck {
+namespace {
+
+constexpr std::uint32_t kSeed = 20261127;
+constexpr std::int32_t kInt32Min = std::numeric_limits<std::int32_t>::min();
+constexpr std::int32_t kInt32Max = std::numeric_limits<std::int32_t>::max();
+
+using Memory = std::vector<std::vector<std::int32_t>>;
+
+std::vector<std::int32_t> read(Backend& backend, Buffer buffer) {
+  std::vector<std::int32_t> values(static_cast<std::size_t>(buffer.size));
+  backend.download(whole(buffer), values.data());
+  return values;
+}
+
+Memory snapshot(Backend& backend, const std::vector<Buffer>& buffers) {
+  Memory memory;
+  for (const Buffer& buffer : buffers) memory.push_back(read(backend, buffer));
+  return memory;
+}
+
+Buffer allocate_with(Backend& backend, std::string_view label,
+                     const std::vector<std::int32_t>& values) {
+  const Buffer buffer = backend.allocate(label, static_cast<std::int64_t>(values.size()));
+  backend.upload(whole(buffer), values.data());
+  return buffer;
+}
+
+/// The kind of BackendError `body` throws, or nothing if it returns.
+std::optional<BackendErrorKind> error_of(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const BackendError& error) {
+    return error.kind();
+  }
+  return std::nullopt;
+}
+
+/// Mostly uniform over int32, often one of the values where wrapping shows.
+std::int32_t random_value(std::mt19937& rng) {
+  static constexpr std::int32_t kEdges[] = {kInt32Min, kInt32Min + 1, -2, -1, 0, 1, 2,
+                                            kInt32Max - 1, kInt32Max};
+  if (std::uniform_int_distribution<int>(0, 3)(rng) == 0) {
+    return kEdges[std::uniform_int_distribution<std::size_t>(0, std::size(kEdges) - 1)(rng)];
+  }
+  return std::uniform_int_distribution<std::int32_t>(kInt32Min, kInt32Max)(rng);
+}
+
+/// A sim and a torch backend, in that order.
+std::vector<std::unique_ptr<Backend>> sim_and_torch() {
+  std::vector<std::unique_ptr<Backend>> backends;
+  backends.push_back(make_sim_backend());
+  backends.push_back(make_torch_backend());
+  return backends;
+}
+
+std::vector<std::int32_t> random_values(std::mt19937& rng, std::size_t count) {
+  std::vector<std::int32_t> values(count);
+  for (auto& value : values) value = random_value(rng);
+  return values;
+}
+
+TEST(TorchBackend, NameAndDescription) {
+  const auto backend = make_torch_backend();
+  EXPECT_EQ(backend->name(), "torch");
+  EXPECT_EQ(std::string(torch_backend_description()).rfind("LibTorch ", 0), 0u)
+      << torch_backend_description();
+}
+
+// (a) The model step is model_mix, bit for bit, on both backends.
+TEST(TorchBackend, ModelStepIsModelMixBitwise) {
+  constexpr std::size_t kTokensCount = 4096;
+  constexpr std::int32_t kSequencesCount = 61;
+  std::mt19937 rng(kSeed);
+  std::vector<std::int32_t> input_ids = random_values(rng, kTokensCount);
+  std::vector<std::int32_t> position_ids = random_values(rng, kTokensCount);
+  std::vector<std::int32_t> kv_lens = random_values(rng, kSequencesCount);
+  std::vector<std::int32_t> seq_ids(kTokensCount);
+  for (auto& seq : seq_ids) seq = std::uniform_int_distribution<std::int32_t>(0, kSequencesCount - 1)(rng);
+  // Every pair of edge values, exactly, at the front.
+  const std::int32_t edges[] = {kInt32Min, kInt32Max, -1, 0, 1};
+  std::size_t t = 0;
+  for (std::int32_t id : edges) {
+    for (std::int32_t position : edges) {
+      input_ids[t] = id;
+      position_ids[t] = position;
+      seq_ids[t] = static_cast<std::int32_t>(t % 5);
+      ++t;
+    }
+  }
+  for (std::size_t s = 0; s < 5; ++s) kv_lens[s] = edges[s];
+
+  std::vector<std::int32_t> expected(kTokensCount);
+  for (std::size_t i = 0; i < kTokensCount; ++i) {
+    expected[i] = model_mix(input_ids[i], position_ids[i], kv_lens[seq_ids[i]]);
+  }
+
+  for (const auto& backend : sim_and_torch()) {
+    SCOPED_TRACE(std::string(backend->name()));
+    const Buffer ids = allocate_with(*backend, "input_ids", input_ids);
+    const Buffer positions = allocate_with(*backend, "position_ids", position_ids);
+    const Buffer seqs = allocate_with(*backend, "seq_ids", seq_ids);
+    const Buffer kv = allocate_with(*backend, "kv_lens", kv_lens);
+    const Buffer out = backend->allocate("logits", kTokensCount);
+    backend->model_step(whole(out), whole(ids), whole(positions), whole(seqs), whole(kv));
+    const std::vector<std::int32_t> actual = read(*backend, out);
+    for (std::size_t i = 0; i < kTokensCount; ++i) {
+      ASSERT_EQ(actual[i], expected[i]) << "token " << i << ": model_mix(" << input_ids[i] << ", "
+                                        << position_ids[i] << ", " << kv_lens[seq_ids[i]] << ")";
+    }
+  }
+}
+
+TEST(TorchBackend, ModelStepRejectsSeqIdsOutsideKvLensLikeTheSim) {
+  for (const std::int32_t bad : {-1, 4, kInt32Min, kInt32Max}) {
+    SCOPED_TRACE("bad seq id " + std::to_string(bad));
+    Memory memory[2];
+    std::string messages[2];
+    int index = 0;
+    for (const auto& backend : sim_and_torch()) {
+      const Buffer ids = allocate_with(*backend, "input_ids", {5, 6, 7, 8});
+      const Buffer seqs = allocate_with(*backend, "seq_ids", {0, 3, bad, 1});
+      const Buffer kv = allocate_with(*backend, "kv_lens", {10, 20, 30, 40});
+      const Buffer out = allocate_with(*backend, "logits", {-9, -9, -9, -9});
+      try {
+        backend->model_step(whole(out), whole(ids), whole(ids), whole(seqs), whole(kv));
+        ADD_FAILURE() << backend->name() << " accepted seq id " << bad;
+      } catch (const BackendError& error) {
+        EXPECT_EQ(error.kind(), BackendErrorKind::kInvalidValue);
+        EXPECT_EQ(error.call(), "model_step");
+        messages[index] = error.what();
+      }
+      memory[index] = snapshot(*backend, {ids, seqs, kv, out});
+      ++index;
+    }
+    EXPECT_EQ(messages[0], messages[1]);
+    EXPECT_EQ(memory[0], memory[1]);
+  }
+}
+
+// (b) The same random op sequence on sim and torch, compared after every step.
+class Differential {
+ public:
+  static constexpr std::int32_t kSeqIdsMax = 7;  // model_step reads kv_lens[0..7]
+
+  explicit Differential(std::uint32_t seed) : rng_(seed) {
+    for (const std::int64_t size : {1, 9, 64, 257}) {
+      const std::vector<std::int32_t> values = random_values(rng_, static_cast<std::size_t>(size));
+      const std::string label = "data" + std::to_string(data_.size());
+      data_.push_back(allocate_both(label, values));
+    }
+    std::vector<std::int32_t> seq_ids(64);
+    for (auto& seq : seq_ids) seq = std::uniform_int_distribution<std::int32_t>(0, kSeqIdsMax)(rng_);
+    seq_ids_ = allocate_both("seq_ids", seq_ids);
+    all_ = data_;
+    all_.push_back(seq_ids_);
+  }
+
+  /// One random eager op, or an upload; then both backends must agree.
+  void step() {
+    if (pick(0, 19) == 0) {
+      const Slice dst = random_slice(random_data(), -1);
+      const std::vector<std::int32_t> values = random_values(rng_, static_cast<std::size_t>(dst.count));
+      sim_->upload(dst, values.data());
+      torch_->upload(dst, values.data());
+      history_.push_back("upload " + sim_->label(dst.buffer));
+    } else {
+      launch_both(random_op(/*allow_invalid=*/true));
+    }
+    expect_agree();
+  }
+
+  /// Captures `ops_count` random ops, checks memory is unchanged by the
+  /// capture, then replays the graph `replays_count` times, comparing after each.
+  void capture_and_replay(int ops_count, int replays_count) {
+    const Memory before = snapshot(*sim_, all_);
+    sim_->begin_capture();
+    torch_->begin_capture();
+    for (int i = 0; i < ops_count; ++i) launch_both(random_op(/*allow_invalid=*/false));
+    const Graph sim_graph = sim_->end_capture();
+    const Graph torch_graph = torch_->end_capture();
+    history_.push_back("capture of " + std::to_string(ops_count) + " ops");
+    ASSERT_EQ(snapshot(*sim_, all_), before) << "sim memory changed by a capture";
+    ASSERT_EQ(snapshot(*torch_, all_), before) << "torch memory changed by a capture";
+    for (int replay = 0; replay < replays_count; ++replay) {
+      sim_->replay(sim_graph);
+      torch_->replay(torch_graph);
+      history_.push_back("replay " + std::to_string(replay + 1));
+      expect_agree();
+    }
+    sim_->destroy_graph(sim_graph);
+    torch_->destroy_graph(torch_graph);
+  }
+
+  void expect_agree() {
+    for (const Buffer& buffer : all_) {
+      const std::vector<std::int32_t> expected = read(*sim_, buffer);
+      const std::vector<std::int32_t> actual = read(*torch_, buffer);
+      for (std::size_t i = 0; i < expected.size(); ++i) {
+        ASSERT_EQ(actual[i], expected[i])
+            << sim_->label(buffer) << "[" << i << "] differs after step " << history_.size()
+            << ": " << history_.back();
+      }
+    }
+  }
+
+  int model_steps_count() const { return model_steps_count_; }
+  int errors_count() const { return errors_count_; }
+
+ private:
+  int pick(int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng_); }
+
+  Buffer allocate_both(const std::string& label, const std::vector<std::int32_t>& values) {
+    const Buffer buffer = allocate_with(*sim_, label, values);
+    EXPECT_EQ(allocate_with(*torch_, label, values), buffer);
+    return buffer;
+  }
+
+  Buffer random_data() { return data_[static_cast<std::size_t>(pick(0, int(data_.size()) - 1))]; }
+
+  /// A random in-bounds slice of `buffer`, `count` long when count >= 0.
+  Slice random_slice(Buffer buffer, std::int64_t count) {
+    if (count < 0) count = pick(0, static_cast<int>(buffer.size));
+    const std::int64_t offset = pick(0, static_cast<int>(buffer.size - count));
+    return Slice{buffer, offset, count};
+  }
+
+  /// A buffer of at least `count` elements (data or, when `seq_ids`, seq_ids).
+  Buffer random_buffer_holding(std::int64_t count, bool include_seq_ids) {
+    for (;;) {
+      const Buffer buffer = include_seq_ids && pick(0, 4) == 0 ? seq_ids_ : random_data();
+      if (buffer.size >= count) return buffer;
+    }
+  }
+
+  static bool overlaps(const Slice& a, const Slice& b) {
+    return a.buffer == b.buffer && a.offset < b.offset + b.count && b.offset < a.offset + a.count;
+  }
+
+  /// Writes go to data buffers only, so seq_ids stay valid indices. With
+  /// `allow_invalid`, a model step sometimes reads seq ids from data (mostly
+  /// out of range): both backends must then fail alike.
+  Op random_op(bool allow_invalid) {
+    Op op;
+    op.dst = random_slice(random_data(), -1);
+    const std::int64_t count = op.dst.count;
+    switch (pick(0, 4)) {
+      case 0: op.kind = OpKind::kAdd; break;
+      case 1: op.kind = OpKind::kSub; break;
+      case 2: op.kind = OpKind::kCopy; break;
+      case 3: op.kind = OpKind::kFill; break;
+      case 4: op.kind = OpKind::kModelStep; break;
+    }
+    if (op.kind == OpKind::kFill) {
+      op.value = random_value(rng_);
+      return op;
+    }
+    op.src = random_slice(random_buffer_holding(count, true), count);
+    if (op.kind != OpKind::kModelStep) return op;
+    ++model_steps_count_;
+    op.positions = random_slice(random_buffer_holding(count, true), count);
+    op.seq_ids = allow_invalid && pick(0, 9) == 0
+                     ? random_slice(random_buffer_holding(count, false), count)
+                     : random_slice(seq_ids_, count);
+    // The sim computes token by token and reads kv_lens live, so an output
+    // that overlaps kv_lens is order dependent (a data race on a GPU): excluded.
+    do {
+      op.kv_lens = random_slice(random_buffer_holding(kSeqIdsMax + 1, false), -1);
+    } while (op.kv_lens.count <= kSeqIdsMax || overlaps(op.kv_lens, op.dst));
+    return op;
+  }
+
+  void launch_both(const Op& op) {
+    history_.push_back(describe(*sim_, op));
+    const auto sim_error = error_of([&] { sim_->launch(op); });
+    const auto torch_error = error_of([&] { torch_->launch(op); });
+    EXPECT_EQ(sim_error, torch_error) << history_.back();
+    errors_count_ += sim_error ? 1 : 0;
+  }
+
+  std::mt19937 rng_;
+  std::unique_ptr<Backend> sim_ = make_sim_backend();
+  std::unique_ptr<Backend> torch_ = make_torch_backend();
+  std::vector<Buffer> data_;
+  Buffer seq_ids_;
+  std::vector<Buffer> all_;
+  std::vector<std::string> history_;
+  int model_steps_count_ = 0;
+  int errors_count_ = 0;
+};
+
+TEST(TorchBackend, AgreesWithSimOnRandomOpsCapturesAndReplays) {
+  constexpr int kRoundsCount = 8;
+  constexpr int kEagerOpsCount = 150;
+  constexpr int kCapturedOpsCount = 20;
+  constexpr int kReplaysCount = 3;
+  Differential differential(kSeed);
+  for (int round = 0; round < kRoundsCount; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    for (int i = 0; i < kEagerOpsCount; ++i) {
+      differential.step();
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    differential.capture_and_replay(kCapturedOpsCount, kReplaysCount);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  // The sequence must exercise the model step and its error path.
+  EXPECT_GT(differential.model_steps_count(), 100);
+  EXPECT_GT(differential.errors_count(), 0);
+}
+
+// (c) The capture rules of DESIGN.md §5, on torch and (for reference) the sim.
+class CaptureRules : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::unique_ptr<Backend> make() const {
+    return GetParam() == "torch" ? make_torch_backend() : make_sim_backend();
+  }
+};
+
+TEST_P(CaptureRules, LaunchDuringCaptureLeavesMemoryUnchanged) {
+  const auto backend = make();
+  const Buffer a = allocate_with(*backend, "a", {1, 2, 3, 4});
+  const Buffer b = allocate_with(*backend, "b", {10, 20, 30, 40});
+  const Buffer seqs = allocate_with(*backend, "seq_ids", {0, 1, 0, 1});
+  backend->begin_capture();
+  EXPECT_TRUE(backend->capturing());
+  backend->add(whole(a), whole(b));
+  backend->sub(range(b, 0, 2), range(a, 2, 4));
+  backend->copy(range(a, 0, 3), range(a, 1, 4));
+  backend->fill(range(b, 1, 3), -7);
+  backend->model_step(whole(b), whole(a), whole(a), whole(seqs), range(a, 0, 2));
+  backend->end_capture();
+  EXPECT_FALSE(backend->capturing());
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 2, 3, 4}));
+  EXPECT_EQ(read(*backend, b), (std::vector<std::int32_t>{10, 20, 30, 40}));
+}
+
+TEST_P(CaptureRules, DownloadDuringCaptureInvalidatesIt) {
+  const auto backend = make();
+  const Buffer a = allocate_with(*backend, "a", {1, 2, 3});
+  backend->begin_capture();
+  backend->fill(whole(a), 5);
+  std::int32_t host[3] = {};
+  EXPECT_EQ(error_of([&] { backend->download(whole(a), host); }),
+            BackendErrorKind::kCaptureUnsupported);
+  EXPECT_EQ(error_of([&] { backend->end_capture(); }), BackendErrorKind::kCaptureInvalidated);
+  EXPECT_FALSE(backend->capturing());
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 2, 3}));
+  // The stream is usable again: a new capture produces a graph.
+  backend->begin_capture();
+  backend->fill(whole(a), 5);
+  backend->replay(backend->end_capture());
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{5, 5, 5}));
+}
+
+TEST_P(CaptureRules, ReplaysAccumulateInPlaceAdds) {
+  const auto backend = make();
+  const Buffer a = allocate_with(*backend, "a", {1, 2, 3, kInt32Max});
+  const Buffer b = allocate_with(*backend, "b", {10, 20, 30, 1});
+  backend->begin_capture();
+  backend->add(whole(a), whole(b));
+  const Graph graph = backend->end_capture();
+  for (int i = 0; i < 3; ++i) backend->replay(graph);
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{31, 62, 93, kInt32Min + 2}));
+  EXPECT_EQ(read(*backend, b), (std::vector<std::int32_t>{10, 20, 30, 1}));
+}
+
+TEST_P(CaptureRules, ReplayAfterFreeReportsDanglingBuffer) {
+  const auto backend = make();
+  const Buffer a = allocate_with(*backend, "a", {1, 2, 3});
+  const Buffer b = allocate_with(*backend, "b", {10, 20, 30});
+  backend->begin_capture();
+  backend->fill(whole(a), 0);
+  backend->add(whole(a), whole(b));
+  const Graph graph = backend->end_capture();
+  backend->free(b);
+  EXPECT_EQ(error_of([&] { backend->replay(graph); }), BackendErrorKind::kDanglingBuffer);
+  // A new buffer in the freed slot is still not the captured one.
+  const Buffer reused = allocate_with(*backend, "reused", {7, 7, 7});
+  EXPECT_EQ(error_of([&] { backend->replay(graph); }), BackendErrorKind::kDanglingBuffer);
+  // Nothing of the graph ran, not even the ops before the dangling one.
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 2, 3}));
+  EXPECT_EQ(read(*backend, reused), (std::vector<std::int32_t>{7, 7, 7}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, CaptureRules, ::testing::Values("sim", "torch"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+}  // namespace
+}  // namespace capcheck
