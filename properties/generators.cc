@@ -34,8 +34,9 @@ rc::Gen<Scenario> gen_scenario(const GenOptions& options) {
     s.mutant = o.mutant;
     // Picks are ordered so that shrinking simplifies the batch first.
     const std::int32_t total = *gen::inRange<std::int32_t>(1, o.batch_size_max + 1);
-    const std::int32_t contexts = *gen::inRange<std::int32_t>(0, total + 1);
-    const std::int32_t chunked = *gen::inRange<std::int32_t>(0, contexts + 1);
+    const std::int32_t at_least = o.require_chunked ? 1 : 0;
+    const std::int32_t contexts = *gen::inRange<std::int32_t>(at_least, total + 1);
+    const std::int32_t chunked = *gen::inRange<std::int32_t>(at_least, contexts + 1);
     const std::int32_t draft_len = *gen::inRange<std::int32_t>(0, o.draft_len_max + 1);
     s.warmups_count = *gen::inRange<std::int32_t>(0, o.warmups_max + 1);
     s.key = GraphKey{total, draft_len};

@@ -20,6 +20,9 @@ struct GenOptions {
   std::int32_t context_seq_len_max = 8;
   std::int32_t past_kv_len_max = 256;
   std::int32_t vocab_size = 32000;
+  /// Every scenario has at least one chunked context request (the kv_lens
+  /// branch that generation-only batches never take).
+  bool require_chunked = false;
 };
 
 /// Throws UsageError when a range is empty or beyond the scenario limits.

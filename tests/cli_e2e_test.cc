@@ -1,1 +1,203 @@
+// End-to-end: the capcheck CLI as a subprocess, matching output and exit codes.
 #include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <regex>
+#include <string>
+#include <sys/wait.h>
+
+#include "capcheck/backends.h"
+#include "capcheck/token.h"
+
+namespace capcheck {
+namespace {
+
+struct Outcome {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Outcome capcheck(const std::string& arguments) {
+  const char* bin = std::getenv("CAPCHECK_BIN");
+  EXPECT_NE(bin, nullptr) << "CAPCHECK_BIN is set by ctest";
+  const std::string command = std::string(bin ? bin : "capcheck") + " " + arguments + " 2>&1";
+  Outcome outcome;
+  FILE* pipe = popen(command.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  std::array<char, 4096> chunk{};
+  std::size_t n;
+  while ((n = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) outcome.output.append(chunk.data(), n);
+  const int status = pclose(pipe);
+  outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return outcome;
+}
+
+std::string data(const std::string& name) {
+  const char* dir = std::getenv("CAPCHECK_DATA");
+  return std::string(dir ? dir : ".") + "/" + name;
+}
+
+bool torch_built() {
+  for (const auto& b : list_backends()) {
+    if (b.name == "torch") return b.built;
+  }
+  return false;
+}
+
+std::string token_in(const std::string& output) {
+  std::smatch match;
+  if (std::regex_search(output, match, std::regex("reproduce: capcheck reproduce (cc1:[A-Za-z0-9_-]+)"))) {
+    return match[1];
+  }
+  return "";
+}
+
+#define EXPECT_CONTAINS(haystack, needle) \
+  EXPECT_NE((haystack).find(needle), std::string::npos) << "missing '" << (needle) << "' in:\n" << (haystack)
+
+TEST(Cli, ReferencePassesEveryPropertyAtAThousandCases) {
+  const Outcome o = capcheck("run --protocol reference --cases 1000 --seed 3");
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  for (const char* property : {"capture_preserves_inputs", "first_replay_matches_eager",
+                               "warmup_count_invariant", "postprocess_inverts_preprocess"}) {
+    EXPECT_TRUE(std::regex_search(o.output, std::regex(std::string(property) +
+                                                       " +3 +1000/1000 passed")))
+        << property << "\n" << o.output;
+  }
+  EXPECT_CONTAINS(o.output, "summary: 4 properties run, 4 passed, 0 violated");
+}
+
+TEST(Cli, SeedPrIsViolatedWithAMinimalScenarioAndAReproduceLine) {
+  const Outcome o = capcheck("run --protocol seed-pr --seed 5");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_TRUE(std::regex_search(o.output, std::regex("capture_preserves_inputs +5 +[0-9]+/1000 VIOLATED")))
+      << o.output;
+  EXPECT_CONTAINS(o.output,
+                  "scenario: key=(batch_size=1, draft_len=1) warmups=0 protocol=seed-pr requests: 0 "
+                  "context (0 chunked), 1 generation");
+  EXPECT_CONTAINS(o.output, "previous_pos_id_offsets=[1,1] previous_kv_lens_offsets=[-1]");
+  EXPECT_CONTAINS(o.output, "first difference: static_position_ids[0] expected 0, got -1");
+  EXPECT_CONTAINS(o.output, "summary: 4 properties run, 2 passed, 2 violated");
+  const std::string token = token_in(o.output);
+  ASSERT_FALSE(token.empty()) << o.output;
+
+  const Outcome again = capcheck("reproduce " + token + " --property capture_preserves_inputs");
+  EXPECT_EQ(again.exit_code, 1) << again.output;
+  EXPECT_CONTAINS(again.output, "capture_preserves_inputs: VIOLATED");
+  EXPECT_CONTAINS(again.output, "reproduce: capcheck reproduce " + token);
+  if (torch_built()) {
+    const Outcome on_torch = capcheck("reproduce " + token + " --backend torch");
+    EXPECT_EQ(on_torch.exit_code, 1) << on_torch.output;
+    EXPECT_CONTAINS(on_torch.output, "backend: torch");
+    EXPECT_CONTAINS(on_torch.output, "capture_preserves_inputs: VIOLATED");
+    EXPECT_CONTAINS(on_torch.output, "first_replay_matches_eager: VIOLATED");
+    EXPECT_CONTAINS(on_torch.output, "--backend torch");
+  }
+}
+
+TEST(Cli, PreFixShrinksToOneWarmup) {
+  const Outcome o = capcheck("run --protocol pre-fix --property capture_preserves_inputs --seed 9");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_CONTAINS(o.output, "key=(batch_size=1, draft_len=1) warmups=1 protocol=pre-fix");
+}
+
+TEST(Cli, CheckReproducesTheH200Measurement) {
+  const Outcome o = capcheck("check --scenario " + data("h200_seed_pr.json"));
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_CONTAINS(o.output, "kv_lens=[10,20,30,40]");
+  EXPECT_CONTAINS(o.output, "changed by capture: static_position_ids (6 elements), kv_lens_cuda (3 elements)");
+  EXPECT_CONTAINS(o.output, "eager computed token 4 with input_id=201 position_id=19 kv_len=23");
+  EXPECT_CONTAINS(o.output, "replay computed token 4 with input_id=201 position_id=19 kv_len=20");
+}
+
+TEST(Cli, ReproduceOfAPassingScenarioExitsZeroAndPrintsJson) {
+  Scenario s;  // one generation request, reference protocol
+  s.key.draft_len = 1;
+  s.seq_lens = {2};
+  s.kv_lens = {7};
+  s.previous_pos_id_offsets = {2, 2};
+  s.previous_kv_lens_offsets = {-1};
+  s.input_ids = {5, 6};
+  s.position_ids = {5, 6};
+  const Outcome o = capcheck("reproduce " + encode_token(s) + " --print-json");
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_CONTAINS(o.output, "\"protocol\": \"reference\"");
+  EXPECT_CONTAINS(o.output, "summary: 4 properties checked, 4 passed, 0 violated");
+}
+
+TEST(Cli, CanaryMustFail) {
+  const Outcome o = capcheck("run --property canary_forward_never_changes_kv_lens --seed 1 --cases 200");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_CONTAINS(o.output, "VIOLATED");
+}
+
+TEST(Cli, CiModeDerivesSeedsFromPropertyNames) {
+  const Outcome a = capcheck("run --cases 50 --property capture_preserves_inputs");
+  const Outcome b = capcheck("run --cases 50 --property capture_preserves_inputs");
+  EXPECT_EQ(a.exit_code, 0) << a.output;
+  if (std::getenv("CI") && std::string(std::getenv("CI")) == "true") {
+    EXPECT_CONTAINS(a.output, "derived from property names (CI=true)");
+    EXPECT_EQ(a.output.substr(0, a.output.find("summary")).size(),
+              b.output.substr(0, b.output.find("summary")).size());
+  }
+}
+
+TEST(Cli, ListShowsBackendsProtocolsAndProperties) {
+  const Outcome o = capcheck("list");
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_CONTAINS(o.output, "sim      available");
+  EXPECT_CONTAINS(o.output, "snapshot-restore");
+  EXPECT_CONTAINS(o.output, "chunked-branch-asymmetry");
+  EXPECT_CONTAINS(o.output, "canary_forward_never_changes_kv_lens");
+}
+
+struct BadInput {
+  std::string arguments;
+  int exit_code;
+  std::string message;
+};
+
+TEST(Cli, BadInputExitsTwoWithAMessageNamingTheProblem) {
+  const std::vector<BadInput> cases = {
+      {"", 2, "A subcommand is required"},
+      {"fly", 2, "unknown command 'fly'"},
+      {"run --protocol fixed", 2, "unknown protocol 'fixed'"},
+      {"run --mutant stale", 2, "unknown mutant 'stale'"},
+      {"run --cases 0", 2, "--cases"},
+      {"run --cases many", 2, "--cases"},
+      {"run --seed -1", 2, "--seed"},
+      {"run --property nope", 2, "unknown property 'nope'"},
+      {"run --backend tpu", 2, "unknown backend 'tpu'"},
+      {"run --draft-len-max 9", 2, "--draft-len-max"},
+      {"run --frobnicate", 2, "--frobnicate"},
+      {"reproduce", 2, "token is required"},
+      {"reproduce nope", 2, "must start with 'cc1:'"},
+      {"reproduce cc1:AAAA", 2, "invalid token"},
+      {"reproduce cc1:AQ*A", 2, "base64url alphabet"},
+      {"reproduce cc9:AAAA", 2, "version 'cc9:' is not supported"},
+      {"check", 2, "--scenario is required"},
+      {"check --scenario /nonexistent.json", 2, "cannot read scenario file '/nonexistent.json'"},
+      {"check --scenario " + data("bad_unknown_field.json"), 2, "unknown field 'warmup'"},
+      {"check --scenario " + data("bad_syntax.json"), 2, "invalid scenario JSON"},
+      {"check --scenario " + data("bad_batch_size.json"), 2, "batch_size: is 3 but num_contexts + num_generations = 1"},
+  };
+  for (const auto& c : cases) {
+    const Outcome o = capcheck(c.arguments);
+    EXPECT_EQ(o.exit_code, c.exit_code) << "capcheck " << c.arguments << "\n" << o.output;
+    EXPECT_CONTAINS(o.output, c.message);
+  }
+}
+
+TEST(Cli, UnbuiltBackendIsABackendFailure) {
+  for (const auto& b : list_backends()) {
+    if (b.built) continue;
+    const Outcome o = capcheck("run --cases 1 --backend " + b.name);
+    EXPECT_EQ(o.exit_code, 3) << o.output;
+    EXPECT_CONTAINS(o.output, "backend failure");
+  }
+}
+
+}  // namespace
+}  // namespace capcheck

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "capcheck/backends.h"
@@ -187,7 +188,9 @@ int main_impl(int argc, char** argv) {
   run->add_option("--cases,-n", cases, "generated cases per property")
       ->default_val(1000)
       ->check(CLI::Range(1, kCasesMax));
-  run->add_option("--seed,-s", seed, "RapidCheck seed (default: random; derived from the property name under CI=true)");
+  run->add_option("--seed,-s", seed,
+                  "RapidCheck seed (default: random; derived from the property name under CI=true)")
+      ->check(CLI::NonNegativeNumber);
   run->add_option("--batch-size-max", ranges.batch_size_max, "largest generated batch")
       ->default_val(64)->check(CLI::Range(1, kBatchSizeMax));
   run->add_option("--draft-len-max", ranges.draft_len_max, "largest generated draft length")
@@ -209,6 +212,11 @@ int main_impl(int argc, char** argv) {
 
   auto* list = app.add_subcommand("list", "list backends, protocols, mutants and properties");
 
+  const std::set<std::string> commands = {"run", "reproduce", "check", "list"};
+  if (argc > 1 && argv[1][0] != '-' && commands.count(argv[1]) == 0) {
+    throw UsageError(std::string("unknown command '") + argv[1] +
+                     "'; commands: run, reproduce, check, list (see `capcheck --help`)");
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,778 @@
+// The raw CUDA backend (DESIGN.md §4.2): int32 device buffers, one kernel per
+// backend op, and real stream capture. Its capture rules and error kinds are
+// the recorded-capture model's (detail/recording_backend.cc), so the sim and a
+// GPU answer every call alike; CUDA itself is asked wherever it can answer.
+//
+// Note [capture state on the host]: the backend keeps the same three-state
+// capture model as RecordingBackend (none, active, invalidated) next to CUDA's
+// own. Every illegal call is refused on the host with the sim's kind and
+// message, and where CUDA can confirm it (a synchronization on a capturing
+// stream, a capture on the legacy stream, the end of an invalidated capture),
+// CUDA is asked too and its answer is appended to the message, so a test can
+// see that the real driver agrees with the model.
+//
+// Note [one slab, one readback]: buffers are carved out of large device slabs
+// (never one cudaMalloc per buffer, never a cudaFree on free()), so that a
+// subject's buffers are contiguous and a download copies the slab's used part
+// once into a pinned host mirror. Later downloads read that mirror until the
+// next device write (launch, upload, replay, allocation) makes it stale. The
+// properties download every persistent buffer separately; with the mirror, a
+// snapshot of nine buffers costs one device round trip instead of nine. Freed
+// blocks go back to the slab's free list; a graph that still refers to one is
+// refused on the host at replay (capture rule 5), before any kernel could read it.
+//
+// Note [model_step bounds]: seq_ids live in device memory, so their range can
+// only be known on the device (a replay reads whatever they hold then). The
+// kernel never reads kv_lens out of bounds: a token whose sequence id is out
+// of range is skipped and the first such token is recorded in a word of mapped
+// pinned memory. The host reads that word after every stream synchronization
+// (download, synchronize) and throws kInvalidValue with the sim's message.
+// The sim throws at the launch itself; here the same error surfaces at the
+// next synchronizing call, as a CUDA kernel fault would.
+#include "capcheck/cuda_backend.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "capcheck/errors.h"
+#include "capcheck/model.h"
+#include "cuda_check.h"
+#include "detail/buffer_table.h"
+
+namespace capcheck {
+
+namespace {
+
+constexpr int kThreadsPerBlock = 256;
+constexpr std::int64_t kBlocksMax = 1024;           // grid-stride loops beyond this
+constexpr std::int64_t kAlignBytes = 256;           // every buffer starts on this
+constexpr std::int64_t kSlabBytesMin = 4 << 20;     // first slab: 1 Mi elements
+constexpr std::int64_t kMirrorBytesMax = 1 << 20;   // Note [one slab, one readback]
+constexpr std::int64_t kStagingBytesMin = 1 << 20;  // pinned upload/download staging
+constexpr std::int64_t kStageCopiesMax = 4;         // model_step stages up to 4 inputs
+
+std::int64_t round_up(std::int64_t value, std::int64_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+// ---------------------------------------------------------------------------
+// RAII handles. Destruction never throws (CAPCHECK_CUDA_WARN).
+
+template <typename T, typename Traits>
+class UniqueHandle {
+ public:
+  UniqueHandle() = default;
+  explicit UniqueHandle(T handle) : handle_(handle) {}
+  ~UniqueHandle() { reset(); }
+  UniqueHandle(UniqueHandle&& other) noexcept : handle_(std::exchange(other.handle_, T{})) {}
+  UniqueHandle& operator=(UniqueHandle&& other) noexcept {
+    if (this != &other) reset(std::exchange(other.handle_, T{}));
+    return *this;
+  }
+  UniqueHandle(const UniqueHandle&) = delete;
+  UniqueHandle& operator=(const UniqueHandle&) = delete;
+
+  T get() const { return handle_; }
+  explicit operator bool() const { return handle_ != T{}; }
+  void reset(T handle = T{}) noexcept {
+    if (handle_ != T{}) Traits::destroy(handle_);
+    handle_ = handle;
+  }
+
+ private:
+  T handle_{};
+};
+
+struct DeviceMemoryTraits {
+  static void destroy(void* pointer) noexcept { CAPCHECK_CUDA_WARN(cudaFree(pointer)); }
+};
+struct PinnedMemoryTraits {
+  static void destroy(void* pointer) noexcept { CAPCHECK_CUDA_WARN(cudaFreeHost(pointer)); }
+};
+struct StreamTraits {
+  static void destroy(cudaStream_t stream) noexcept {
+    CAPCHECK_CUDA_WARN(cudaStreamDestroy(stream));
+  }
+};
+struct GraphTraits {
+  static void destroy(cudaGraph_t graph) noexcept { CAPCHECK_CUDA_WARN(cudaGraphDestroy(graph)); }
+};
+struct GraphExecTraits {
+  static void destroy(cudaGraphExec_t exec) noexcept {
+    CAPCHECK_CUDA_WARN(cudaGraphExecDestroy(exec));
+  }
+};
+
+using DeviceMemory = UniqueHandle<void*, DeviceMemoryTraits>;
+using PinnedMemory = UniqueHandle<void*, PinnedMemoryTraits>;
+using StreamHandle = UniqueHandle<cudaStream_t, StreamTraits>;
+using GraphHandle = UniqueHandle<cudaGraph_t, GraphTraits>;
+using GraphExecHandle = UniqueHandle<cudaGraphExec_t, GraphExecTraits>;
+
+DeviceMemory device_alloc(std::int64_t bytes) {
+  void* pointer = nullptr;
+  CAPCHECK_CUDA_CHECK(cudaMalloc(&pointer, static_cast<std::size_t>(bytes)));
+  return DeviceMemory(pointer);
+}
+
+PinnedMemory pinned_alloc(std::int64_t bytes, unsigned int flags = cudaHostAllocDefault) {
+  void* pointer = nullptr;
+  CAPCHECK_CUDA_CHECK(cudaHostAlloc(&pointer, static_cast<std::size_t>(bytes), flags));
+  return PinnedMemory(pointer);
+}
+
+// ---------------------------------------------------------------------------
+// Kernels. Arithmetic wraps modulo 2^32, as in the sim.
+
+struct KernelErrorRecord {
+  int status;  // 0: no error; 1: a model_step sequence id was out of range
+  int token;
+  int seq;
+  long long kv_count;
+};
+
+__device__ inline std::int32_t wrap_add(std::int32_t a, std::int32_t b) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(a) + static_cast<std::uint32_t>(b));
+}
+__device__ inline std::int32_t wrap_sub(std::int32_t a, std::int32_t b) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(a) - static_cast<std::uint32_t>(b));
+}
+
+template <OpKind kKind>
+__global__ void elementwise_kernel(std::int32_t* dst, const std::int32_t* src,
+                                   std::int64_t count, std::int32_t value) {
+  const std::int64_t stride = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       i < count; i += stride) {
+    if constexpr (kKind == OpKind::kAdd) {
+      dst[i] = wrap_add(dst[i], src[i]);
+    } else if constexpr (kKind == OpKind::kSub) {
+      dst[i] = wrap_sub(dst[i], src[i]);
+    } else if constexpr (kKind == OpKind::kCopy) {
+      dst[i] = src[i];
+    } else {
+      dst[i] = value;
+    }
+  }
+}
+
+// Note [model_step bounds].
+__global__ void model_step_kernel(std::int32_t* out, const std::int32_t* input_ids,
+                                  const std::int32_t* position_ids, const std::int32_t* seq_ids,
+                                  const std::int32_t* kv_lens, std::int64_t count,
+                                  std::int64_t kv_count, KernelErrorRecord* error) {
+  const std::int64_t stride = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       t < count; t += stride) {
+    const std::int32_t seq = seq_ids[t];
+    if (seq < 0 || seq >= kv_count) {
+      if (atomicCAS(&error->status, 0, 1) == 0) {
+        error->token = static_cast<int>(t);
+        error->seq = seq;
+        error->kv_count = kv_count;
+      }
+      continue;
+    }
+    out[t] = model_mix(input_ids[t], position_ids[t], kv_lens[seq]);
+  }
+}
+
+unsigned int blocks_for(std::int64_t count) {
+  return static_cast<unsigned int>(
+      std::min<std::int64_t>((count + kThreadsPerBlock - 1) / kThreadsPerBlock, kBlocksMax));
+}
+
+// ---------------------------------------------------------------------------
+// Device memory: slabs with first-fit free lists (Note [one slab, one readback]).
+
+struct Slab {
+  DeviceMemory memory;
+  std::int64_t bytes = 0;
+  std::int64_t used_end = 0;                     // high-water mark of carved blocks
+  std::map<std::int64_t, std::int64_t> free_blocks;  // offset -> bytes
+  PinnedMemory mirror;                           // host copy of [0, used_end)
+  std::uint64_t mirror_epoch = 0;                // device_epoch_ it was copied at; 0: never
+
+  char* base() const { return static_cast<char*>(memory.get()); }
+};
+
+struct Region {
+  std::int32_t slab = -1;  // -1: an empty buffer, no memory
+  std::int64_t offset = 0;
+  std::int64_t bytes = 0;
+  std::int32_t* data = nullptr;
+};
+
+enum class Call : int {
+  kAllocate,
+  kFree,
+  kUpload,
+  kDownload,
+  kDownloadCached,
+  kLaunch,
+  kBeginCapture,
+  kEndCapture,
+  kReplay,
+  kDestroyGraph,
+  kSynchronize,
+  kCount,
+};
+
+constexpr std::array<const char*, static_cast<int>(Call::kCount)> kCallNames = {
+    "allocate",      "free",        "upload",  "download",      "download (cached)", "launch",
+    "begin_capture", "end_capture", "replay",  "destroy_graph", "synchronize"};
+
+[[noreturn]] void fail(BackendErrorKind kind, const char* call, const std::string& message) {
+  throw BackendError(kind, call, message, __FILE__, __LINE__);
+}
+
+bool overlaps(const Slice& a, const Slice& b) {
+  return a.buffer.slot == b.buffer.slot && a.count > 0 && b.count > 0 &&
+         a.offset < b.offset + b.count && b.offset < a.offset + a.count;
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(BackendOptions options) : options_(options) {
+    std::string why;
+    if (!cuda_device_available(&why)) fail(BackendErrorKind::kUnavailable, "make_cuda_backend", why);
+    if (options_.legacy_stream) {
+      stream_raw_ = cudaStreamLegacy;
+    } else {
+      cudaStream_t stream = nullptr;
+      CAPCHECK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+      stream_.reset(stream);
+      stream_raw_ = stream;
+    }
+    error_host_ = pinned_alloc(sizeof(KernelErrorRecord), cudaHostAllocMapped);
+    std::memset(error_host_.get(), 0, sizeof(KernelErrorRecord));
+    void* device_pointer = nullptr;
+    CAPCHECK_CUDA_CHECK(cudaHostGetDevicePointer(&device_pointer, error_host_.get(), 0));
+    error_device_ = static_cast<KernelErrorRecord*>(device_pointer);
+    upload_staging_ = pinned_alloc(kStagingBytesMin);
+    upload_staging_bytes_ = kStagingBytesMin;
+    download_staging_ = pinned_alloc(kStagingBytesMin);
+    download_staging_bytes_ = kStagingBytesMin;
+  }
+
+  ~CudaBackend() override {
+    if (capture_ != CaptureState::kNone) {
+      cudaGraph_t graph = nullptr;
+      CAPCHECK_CUDA_WARN(cudaStreamEndCapture(stream_raw_, &graph));
+      GraphHandle discard(graph);
+    }
+    CAPCHECK_CUDA_WARN(cudaStreamSynchronize(stream_raw_));
+  }
+
+  std::string_view name() const override { return "cuda"; }
+
+  Buffer allocate(std::string_view label, std::int64_t count) override {
+    Timer timer(*this, Call::kAllocate);
+    if (capturing()) {
+      // As in the sim: allocation inside capture would come from the graph's
+      // private pool; subjects allocate up front, as TensorRT-LLM's static buffers do.
+      fail(BackendErrorKind::kCaptureUnsupported, "allocate",
+           "allocation during stream capture is not supported by this backend");
+    }
+    if (count < 0) fail(BackendErrorKind::kInvalidValue, "allocate", "negative element count");
+    const Region region = carve(count);
+    const Buffer buffer = buffers_.add(label, count);
+    if (buffer.slot >= regions_.size()) regions_.resize(buffer.slot + 1);
+    regions_[buffer.slot] = region;
+    if (region.bytes > 0) {
+      CAPCHECK_CUDA_CHECK(cudaMemsetAsync(region.data, 0, static_cast<std::size_t>(region.bytes),
+                                          stream_raw_));
+      ++device_epoch_;
+    }
+    ensure_stage_capacity(count);
+    return buffer;
+  }
+
+  void free(Buffer buffer) override {
+    Timer timer(*this, Call::kFree);
+    buffers_.check_live(buffer, "free");
+    release(regions_[buffer.slot]);
+    regions_[buffer.slot] = Region{};
+    buffers_.remove(buffer);
+  }
+
+  std::string label(Buffer buffer) const override { return buffers_.label(buffer); }
+
+  void upload(Slice dst, const std::int32_t* src) override {
+    Timer timer(*this, Call::kUpload);
+    check_not_capturing("upload");
+    buffers_.check_slice(dst, "upload", "destination");
+    if (dst.count == 0) return;
+    const std::int64_t bytes = dst.count * static_cast<std::int64_t>(sizeof(std::int32_t));
+    if (upload_used_ + bytes > upload_staging_bytes_) {
+      // Every earlier upload must have left the staging buffer before it is reused.
+      wait_stream();
+      if (bytes > upload_staging_bytes_) {
+        upload_staging_bytes_ = std::max(2 * upload_staging_bytes_, round_up(bytes, kAlignBytes));
+        upload_staging_ = pinned_alloc(upload_staging_bytes_);
+      }
+    }
+    char* staging = static_cast<char*>(upload_staging_.get()) + upload_used_;
+    std::memcpy(staging, src, static_cast<std::size_t>(bytes));
+    CAPCHECK_CUDA_CHECK(cudaMemcpyAsync(element(dst), staging, static_cast<std::size_t>(bytes),
+                                        cudaMemcpyHostToDevice, stream_raw_));
+    upload_used_ += round_up(bytes, 64);
+    ++device_epoch_;
+  }
+
+  void download(Slice src, std::int32_t* dst) override {
+    check_not_capturing("download");
+    buffers_.check_slice(src, "download", "source");
+    if (src.count == 0) return;
+    const Region& region = regions_[src.buffer.slot];
+    Slab& slab = *slabs_[static_cast<std::size_t>(region.slab)];
+    const std::int64_t bytes = src.count * static_cast<std::int64_t>(sizeof(std::int32_t));
+    const std::int64_t at = region.offset + src.offset * static_cast<std::int64_t>(sizeof(std::int32_t));
+    if (slab.used_end <= kMirrorBytesMax) {
+      if (slab.mirror_epoch == device_epoch_) {
+        Timer timer(*this, Call::kDownloadCached);
+        std::memcpy(dst, static_cast<const char*>(slab.mirror.get()) + at,
+                    static_cast<std::size_t>(bytes));
+        return;
+      }
+      Timer timer(*this, Call::kDownload);
+      if (!slab.mirror) slab.mirror = pinned_alloc(std::min(slab.bytes, kMirrorBytesMax));
+      CAPCHECK_CUDA_CHECK(cudaMemcpyAsync(slab.mirror.get(), slab.base(),
+                                          static_cast<std::size_t>(slab.used_end),
+                                          cudaMemcpyDeviceToHost, stream_raw_));
+      sync_stream();
+      slab.mirror_epoch = device_epoch_;
+      std::memcpy(dst, static_cast<const char*>(slab.mirror.get()) + at,
+                  static_cast<std::size_t>(bytes));
+      return;
+    }
+    Timer timer(*this, Call::kDownload);
+    if (bytes > download_staging_bytes_) {
+      download_staging_bytes_ = std::max(2 * download_staging_bytes_, round_up(bytes, kAlignBytes));
+      download_staging_ = pinned_alloc(download_staging_bytes_);
+    }
+    CAPCHECK_CUDA_CHECK(cudaMemcpyAsync(download_staging_.get(), slab.base() + at,
+                                        static_cast<std::size_t>(bytes), cudaMemcpyDeviceToHost,
+                                        stream_raw_));
+    sync_stream();
+    std::memcpy(dst, download_staging_.get(), static_cast<std::size_t>(bytes));
+  }
+
+  void launch(const Op& op) override {
+    Timer timer(*this, Call::kLaunch);
+    buffers_.check_op(op);
+    switch (capture_) {
+      case CaptureState::kNone:
+        enqueue(op);
+        ++device_epoch_;
+        return;
+      case CaptureState::kActive:
+        enqueue(op);
+        capturing_ops_.push_back(op);
+        return;
+      case CaptureState::kInvalidated:
+        // CUDA keeps failing work on an invalidated capture until it is ended.
+        fail(BackendErrorKind::kCaptureInvalidated, op_kind_name(op.kind),
+             "launch on a stream whose capture was invalidated");
+    }
+  }
+
+  void begin_capture() override {
+    Timer timer(*this, Call::kBeginCapture);
+    if (options_.legacy_stream) {
+      // Note [capture state on the host]: CUDA refuses this itself; ask it.
+      const cudaError_t error = cudaStreamBeginCapture(stream_raw_, cudaStreamCaptureModeThreadLocal);
+      if (error == cudaSuccess) {
+        cudaGraph_t graph = nullptr;
+        CAPCHECK_CUDA_WARN(cudaStreamEndCapture(stream_raw_, &graph));
+        GraphHandle discard(graph);
+      }
+      (void)cudaGetLastError();
+      fail(BackendErrorKind::kCaptureUnsupported, "begin_capture",
+           "capture on the legacy default stream is not allowed; use a non-blocking stream" +
+               cuda_said(error));
+    }
+    if (capturing()) {
+      fail(BackendErrorKind::kIllegalState, "begin_capture", "the stream is already capturing");
+    }
+    CAPCHECK_CUDA_CHECK(cudaStreamBeginCapture(stream_raw_, cudaStreamCaptureModeThreadLocal));
+    capture_ = CaptureState::kActive;
+    capturing_ops_.clear();
+    captured_nodes_count_ = 0;
+  }
+
+  Graph end_capture() override {
+    Timer timer(*this, Call::kEndCapture);
+    if (capture_ == CaptureState::kNone) {
+      fail(BackendErrorKind::kIllegalState, "end_capture", "the stream is not capturing");
+    }
+    const bool invalidated = capture_ == CaptureState::kInvalidated;
+    capture_ = CaptureState::kNone;
+    std::vector<Op> ops = std::move(capturing_ops_);
+    capturing_ops_.clear();
+    cudaGraph_t raw_graph = nullptr;
+    const cudaError_t error = cudaStreamEndCapture(stream_raw_, &raw_graph);
+    GraphHandle graph(raw_graph);
+    if (error != cudaSuccess) (void)cudaGetLastError();
+    deferred_execs_.clear();
+    if (invalidated) {
+      fail(BackendErrorKind::kCaptureInvalidated, "end_capture",
+           "the capture was invalidated by an illegal call; no graph was produced" +
+               (error != cudaSuccess ? cuda_said(error)
+                                     : std::string(" (CUDA did not invalidate it itself)")));
+    }
+    if (error != cudaSuccess) {
+      cuda_detail::throw_error(error, "cudaStreamEndCapture(stream_raw_, &raw_graph)", __FILE__,
+                               __LINE__);
+    }
+    CapturedGraph captured;
+    captured.ops = std::move(ops);
+    if (captured_nodes_count_ > 0) {
+      // Only slices of length zero were captured otherwise: nothing to launch.
+      cudaGraphExec_t exec = nullptr;
+      CAPCHECK_CUDA_CHECK(cudaGraphInstantiate(&exec, graph.get(), 0));
+      captured.exec.reset(exec);
+    }
+    const Graph handle{next_graph_id_++};
+    graphs_.emplace(handle.id, std::move(captured));
+    return handle;
+  }
+
+  void replay(Graph graph) override {
+    Timer timer(*this, Call::kReplay);
+    if (capturing()) {
+      fail(BackendErrorKind::kCaptureUnsupported, "replay", "graph launch while capturing");
+    }
+    const auto it = graphs_.find(graph.id);
+    if (it == graphs_.end()) {
+      fail(BackendErrorKind::kInvalidValue, "replay", "not a live graph of this backend");
+    }
+    // Capture rule 5: a node that refers to freed memory is reported, never launched.
+    for (const Op& op : it->second.ops) buffers_.check_op(op);
+    if (it->second.exec) {
+      CAPCHECK_CUDA_CHECK(cudaGraphLaunch(it->second.exec.get(), stream_raw_));
+      ++device_epoch_;
+    }
+  }
+
+  void destroy_graph(Graph graph) override {
+    Timer timer(*this, Call::kDestroyGraph);
+    const auto it = graphs_.find(graph.id);
+    if (it == graphs_.end()) {
+      fail(BackendErrorKind::kInvalidValue, "destroy_graph", "not a live graph of this backend");
+    }
+    // No CUDA call while this thread captures (thread-local mode forbids
+    // unsafe calls): the executable graph is destroyed when the capture ends.
+    if (capturing()) deferred_execs_.push_back(std::move(it->second.exec));
+    graphs_.erase(it);
+  }
+
+  void synchronize() override {
+    Timer timer(*this, Call::kSynchronize);
+    check_not_capturing("synchronize");
+    sync_stream();
+  }
+
+  bool capturing() const override { return capture_ != CaptureState::kNone; }
+
+  void set_profiling(bool enabled) {
+    profiling_ = enabled;
+    if (enabled) profile_ = {};
+  }
+
+  std::vector<CudaCallProfile> profile() const {
+    std::vector<CudaCallProfile> out;
+    for (std::size_t i = 0; i < profile_.size(); ++i) {
+      if (profile_[i].count == 0) continue;
+      out.push_back(CudaCallProfile{kCallNames[i], profile_[i].count, profile_[i].seconds});
+    }
+    return out;
+  }
+
+ private:
+  enum class CaptureState { kNone, kActive, kInvalidated };
+
+  struct CapturedGraph {
+    GraphExecHandle exec;  // null when the capture recorded no device node
+    std::vector<Op> ops;   // what was captured, checked before every launch
+  };
+
+  struct ProfileEntry {
+    std::int64_t count = 0;
+    double seconds = 0.0;
+  };
+
+  // Host time of one backend call, when profiling is on.
+  class Timer {
+   public:
+    Timer(CudaBackend& backend, Call call) : backend_(backend), call_(call) {
+      if (backend_.profiling_) start_ = std::chrono::steady_clock::now();
+    }
+    ~Timer() {
+      if (!backend_.profiling_) return;
+      ProfileEntry& entry = backend_.profile_[static_cast<std::size_t>(call_)];
+      ++entry.count;
+      entry.seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    }
+
+   private:
+    CudaBackend& backend_;
+    Call call_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
+  static std::string cuda_said(cudaError_t error) {
+    return " (CUDA: " + cuda_detail::error_text(error) + ")";
+  }
+
+  void check_not_capturing(const char* call) {
+    if (!capturing()) return;
+    // CUDA: a synchronous call on a capturing stream fails with
+    // cudaErrorStreamCaptureUnsupported and invalidates the capture. Make the
+    // driver see the same illegal synchronization (Note [capture state on the host]).
+    std::string confirmation;
+    if (capture_ == CaptureState::kActive) {
+      const cudaError_t error = cudaStreamSynchronize(stream_raw_);
+      (void)cudaGetLastError();
+      confirmation = cuda_said(error);
+    }
+    capture_ = CaptureState::kInvalidated;
+    fail(BackendErrorKind::kCaptureUnsupported, call,
+         "device-to-host synchronization while the stream is capturing; the capture is now "
+         "invalidated" + confirmation);
+  }
+
+  // Waits for the stream; the upload staging buffer is then free again.
+  void wait_stream() {
+    CAPCHECK_CUDA_CHECK(cudaStreamSynchronize(stream_raw_));
+    upload_used_ = 0;
+  }
+
+  // Waits for the stream and reports a kernel-side error (Note [model_step bounds]).
+  void sync_stream() {
+    wait_stream();
+    auto* record = static_cast<KernelErrorRecord*>(error_host_.get());
+    if (record->status == 0) return;
+    const KernelErrorRecord seen = *record;
+    std::memset(record, 0, sizeof(KernelErrorRecord));
+    fail(BackendErrorKind::kInvalidValue, "model_step",
+         "seq_ids[" + std::to_string(seen.token) + "] = " + std::to_string(seen.seq) +
+             " is outside kv_lens of " + std::to_string(seen.kv_count));
+  }
+
+  std::int32_t* element(const Slice& slice) const {
+    return regions_[slice.buffer.slot].data + slice.offset;
+  }
+
+  // A block of `count` elements from a slab with room, or from a new slab.
+  Region carve(std::int64_t count) {
+    Region region;
+    if (count == 0) return region;
+    const std::int64_t bytes =
+        round_up(count * static_cast<std::int64_t>(sizeof(std::int32_t)), kAlignBytes);
+    for (std::size_t s = 0; s < slabs_.size(); ++s) {
+      Slab& slab = *slabs_[s];
+      for (auto it = slab.free_blocks.begin(); it != slab.free_blocks.end(); ++it) {
+        if (it->second < bytes) continue;
+        const std::int64_t offset = it->first;
+        const std::int64_t left = it->second - bytes;
+        slab.free_blocks.erase(it);
+        if (left > 0) slab.free_blocks.emplace(offset + bytes, left);
+        slab.used_end = std::max(slab.used_end, offset + bytes);
+        region.slab = static_cast<std::int32_t>(s);
+        region.offset = offset;
+        region.bytes = bytes;
+        region.data = reinterpret_cast<std::int32_t*>(slab.base() + offset);
+        return region;
+      }
+    }
+    auto slab = std::make_unique<Slab>();
+    slab->bytes = std::max(kSlabBytesMin, bytes);
+    slab->memory = device_alloc(slab->bytes);
+    slab->free_blocks.emplace(0, slab->bytes);
+    slabs_.push_back(std::move(slab));
+    return carve(count);
+  }
+
+  void release(const Region& region) {
+    if (region.slab < 0) return;
+    Slab& slab = *slabs_[static_cast<std::size_t>(region.slab)];
+    auto [it, inserted] = slab.free_blocks.emplace(region.offset, region.bytes);
+    CAPCHECK_ASSERT(inserted);
+    const auto next = std::next(it);
+    if (next != slab.free_blocks.end() && it->first + it->second == next->first) {
+      it->second += next->second;
+      slab.free_blocks.erase(next);
+    }
+    if (it != slab.free_blocks.begin()) {
+      const auto previous = std::prev(it);
+      if (previous->first + previous->second == it->first) {
+        previous->second += it->second;
+        slab.free_blocks.erase(it);
+      }
+    }
+  }
+
+  // Scratch for overlapping operands grows only at allocation, never during a
+  // capture (cudaMalloc is an unsafe call there). Old scratch stays alive for
+  // the graphs that were captured against it.
+  void ensure_stage_capacity(std::int64_t count) {
+    if (count <= stage_stride_) return;
+    if (stage_) retired_stages_.push_back(std::move(stage_));
+    stage_stride_ = std::max<std::int64_t>(round_up(count, kAlignBytes), 2 * stage_stride_);
+    stage_ = device_alloc(stage_stride_ * kStageCopiesMax *
+                          static_cast<std::int64_t>(sizeof(std::int32_t)));
+  }
+
+  // Copies `slice` into scratch copy `index` and returns the copy, for an
+  // operand that overlaps the destination: the sim reads every operand before
+  // it writes, and a kernel must too.
+  const std::int32_t* staged(const Slice& slice, int index) {
+    CAPCHECK_ASSERT(index < kStageCopiesMax);
+    CAPCHECK_ASSERT(slice.count <= stage_stride_);
+    std::int32_t* copy = static_cast<std::int32_t*>(stage_.get()) + index * stage_stride_;
+    CAPCHECK_CUDA_CHECK(cudaMemcpyAsync(copy, element(slice),
+                                        static_cast<std::size_t>(slice.count) * sizeof(std::int32_t),
+                                        cudaMemcpyDeviceToDevice, stream_raw_));
+    ++captured_nodes_count_;
+    return copy;
+  }
+
+  // A source operand; staged when it overlaps the destination at another offset.
+  const std::int32_t* operand(const Slice& source, const Slice& dst, int index) {
+    if (overlaps(source, dst) && source.offset != dst.offset) return staged(source, index);
+    return element(source);
+  }
+
+  template <OpKind kKind>
+  void launch_elementwise(const Op& op, const std::int32_t* src) {
+    elementwise_kernel<kKind><<<blocks_for(op.dst.count), kThreadsPerBlock, 0, stream_raw_>>>(
+        element(op.dst), src, op.dst.count, op.value);
+    CAPCHECK_CUDA_CHECK_LAUNCH("elementwise_kernel");
+  }
+
+  // Issues `op` on the stream (recorded when the stream captures).
+  void enqueue(const Op& op) {
+    if (op.dst.count == 0) return;
+    switch (op.kind) {
+      case OpKind::kAdd:
+        launch_elementwise<OpKind::kAdd>(op, operand(op.src, op.dst, 0));
+        break;
+      case OpKind::kSub:
+        launch_elementwise<OpKind::kSub>(op, operand(op.src, op.dst, 0));
+        break;
+      case OpKind::kCopy:
+        launch_elementwise<OpKind::kCopy>(op, operand(op.src, op.dst, 0));
+        break;
+      case OpKind::kFill:
+        launch_elementwise<OpKind::kFill>(op, nullptr);
+        break;
+      case OpKind::kModelStep: {
+        const std::int32_t* ids = operand(op.src, op.dst, 0);
+        const std::int32_t* positions = operand(op.positions, op.dst, 1);
+        const std::int32_t* seq_ids = operand(op.seq_ids, op.dst, 2);
+        // kv_lens is read at any index: any overlap with the output is staged.
+        const std::int32_t* kv_lens =
+            overlaps(op.kv_lens, op.dst) ? staged(op.kv_lens, 3) : element(op.kv_lens);
+        model_step_kernel<<<blocks_for(op.dst.count), kThreadsPerBlock, 0, stream_raw_>>>(
+            element(op.dst), ids, positions, seq_ids, kv_lens, op.dst.count, op.kv_lens.count,
+            error_device_);
+        CAPCHECK_CUDA_CHECK_LAUNCH("model_step_kernel");
+        break;
+      }
+    }
+    ++captured_nodes_count_;
+  }
+
+  BackendOptions options_;
+  StreamHandle stream_;                // null on the legacy stream
+  cudaStream_t stream_raw_ = nullptr;  // what every call is issued to
+  detail::BufferTable buffers_;
+  std::vector<std::unique_ptr<Slab>> slabs_;
+  std::vector<Region> regions_;  // by buffer slot
+  std::uint64_t device_epoch_ = 1;  // bumped by every device write
+
+  PinnedMemory upload_staging_;
+  std::int64_t upload_staging_bytes_ = 0;
+  std::int64_t upload_used_ = 0;
+  PinnedMemory download_staging_;
+  std::int64_t download_staging_bytes_ = 0;
+  PinnedMemory error_host_;
+  KernelErrorRecord* error_device_ = nullptr;
+
+  DeviceMemory stage_;
+  std::int64_t stage_stride_ = 0;  // elements per staged copy
+  std::vector<DeviceMemory> retired_stages_;
+
+  CaptureState capture_ = CaptureState::kNone;
+  std::vector<Op> capturing_ops_;
+  std::int64_t captured_nodes_count_ = 0;
+  std::unordered_map<std::uint32_t, CapturedGraph> graphs_;
+  std::vector<GraphExecHandle> deferred_execs_;
+  std::uint32_t next_graph_id_ = 1;
+
+  bool profiling_ = false;
+  std::array<ProfileEntry, static_cast<std::size_t>(Call::kCount)> profile_{};
+};
+
+CudaBackend& as_cuda(Backend& backend) {
+  auto* cuda = dynamic_cast<CudaBackend*>(&backend);
+  if (cuda == nullptr) {
+    throw UsageError("backend '" + std::string(backend.name()) +
+                     "' is not a cuda backend made by make_cuda_backend");
+  }
+  return *cuda;
+}
+
+}  // namespace
+
+bool cuda_device_available(std::string* why) {
+  static const std::pair<bool, std::string> probe = [] {
+    int count = 0;
+    const cudaError_t error = cudaGetDeviceCount(&count);
+    if (error != cudaSuccess) {
+      (void)cudaGetLastError();
+      return std::make_pair(false, "no CUDA device: " + cuda_detail::error_text(error));
+    }
+    if (count == 0) return std::make_pair(false, std::string("no CUDA device: none is visible"));
+    return std::make_pair(true, std::string());
+  }();
+  if (why != nullptr) *why = probe.second;
+  return probe.first;
+}
+
+std::string cuda_backend_description() {
+  std::string why;
+  if (!cuda_device_available(&why)) return why;
+  int device = 0, runtime = 0, driver = 0;
+  cudaDeviceProp properties{};
+  CAPCHECK_CUDA_CHECK(cudaGetDevice(&device));
+  CAPCHECK_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  CAPCHECK_CUDA_CHECK(cudaDriverGetVersion(&driver));
+  CAPCHECK_CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
+  auto version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
+  return "CUDA runtime " + version(runtime) + ", driver " + version(driver) + ", " +
+         properties.name + " (sm_" + std::to_string(properties.major) +
+         std::to_string(properties.minor) + ")";
+}
+
+std::unique_ptr<Backend> make_cuda_backend(BackendOptions options) {
+  return std::make_unique<CudaBackend>(options);
+}
+
+void cuda_backend_set_profiling(Backend& backend, bool enabled) {
+  as_cuda(backend).set_profiling(enabled);
+}
+
+std::vector<CudaCallProfile> cuda_backend_profile(const Backend& backend) {
+  return as_cuda(const_cast<Backend&>(backend)).profile();
+}
+
+}  // namespace capcheck
