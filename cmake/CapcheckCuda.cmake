@@ -7,6 +7,7 @@ if(NOT CMAKE_CUDA_COMPILER)
   message(FATAL_ERROR "CapcheckCuda.cmake needs the CUDA language enabled (CAPCHECK_ENABLE_CUDA=ON)")
 endif()
 
+find_package(CUDAToolkit REQUIRED)  # CUDA::cudart_static, visible to every target below
 add_subdirectory(${PROJECT_SOURCE_DIR}/src/cuda ${PROJECT_BINARY_DIR}/src/cuda)
 
 # The registry (src/backends.cc) constructs "cuda" under CAPCHECK_HAVE_CUDA.

@@ -1,6 +1,7 @@
 #include "generators.h"
 
 #include "capcheck/errors.h"
+#include "capcheck/model.h"
 
 namespace capcheck {
 
@@ -25,6 +26,24 @@ void validate(const GenOptions& o) {
   }
 }
 
+namespace {
+
+// `count` values in [0, bound) derived from one seed; seed 0 gives all zeros,
+// so shrinking the seed shrinks every value at once. One pick instead of one
+// shrinkable per element keeps generation off the hot path.
+std::vector<std::int32_t> seeded_values(std::uint32_t seed, std::int32_t count, std::int32_t bound) {
+  std::vector<std::int32_t> values(static_cast<std::size_t>(count), 0);
+  if (seed == 0) return values;
+  for (std::int32_t i = 0; i < count; ++i) {
+    const auto mixed = static_cast<std::uint32_t>(model_mix(static_cast<std::int32_t>(seed), i, 0));
+    values[static_cast<std::size_t>(i)] =
+        static_cast<std::int32_t>(mixed % static_cast<std::uint32_t>(bound));
+  }
+  return values;
+}
+
+}  // namespace
+
 rc::Gen<Scenario> gen_scenario(const GenOptions& options) {
   validate(options);
   return rc::gen::exec([o = options] {
@@ -48,24 +67,32 @@ rc::Gen<Scenario> gen_scenario(const GenOptions& options) {
     const bool runtime =
         draft_len > 0 && *gen::weightedElement<bool>({{1, false}, {3, true}});
 
+    // One container pick per field (not one pick per request): generation
+    // is the hot path of a RapidCheck run.
+    const std::int32_t fresh_contexts = contexts - chunked;
+    const auto context_seq_lens = *gen::container<std::vector<std::int32_t>>(
+        static_cast<std::size_t>(contexts),
+        gen::inRange<std::int32_t>(1, o.context_seq_len_max + 1));
+    // Non-chunked context requests start at position 0; chunked context and
+    // generation requests continue from `past` cached tokens.
+    const auto pasts = seeded_values(*gen::inRange<std::uint32_t>(0, 1u << 31),
+                                     total - fresh_contexts, o.past_kv_len_max + 1);
     s.seq_lens.clear();
     s.kv_lens.clear();
     s.position_ids.clear();
     for (std::int32_t r = 0; r < total; ++r) {
       const bool context = r < contexts;
-      const std::int32_t seq_len =
-          context ? *gen::inRange<std::int32_t>(1, o.context_seq_len_max + 1) : 1 + draft_len;
-      // Non-chunked context requests start at position 0; chunked ones continue.
-      const bool fresh_context = context && r < contexts - chunked;
+      const std::int32_t seq_len = context ? context_seq_lens[static_cast<std::size_t>(r)]
+                                           : 1 + draft_len;
       const std::int32_t past =
-          fresh_context ? 0 : *gen::inRange<std::int32_t>(0, o.past_kv_len_max + 1);
+          r < fresh_contexts ? 0 : pasts[static_cast<std::size_t>(r - fresh_contexts)];
       s.seq_lens.push_back(seq_len);
       s.kv_lens.push_back(past + seq_len);
       for (std::int32_t j = 0; j < seq_len; ++j) s.position_ids.push_back(past + j);
     }
     const std::int32_t tokens = s.num_tokens();
-    s.input_ids = *gen::container<std::vector<std::int32_t>>(
-        static_cast<std::size_t>(tokens), gen::inRange<std::int32_t>(0, o.vocab_size));
+    // Token ids never decide a capture bug: one seed, not one shrinkable per token.
+    s.input_ids = seeded_values(*gen::inRange<std::uint32_t>(0, 1u << 31), tokens, o.vocab_size);
 
     s.previous_pos_id_offsets.assign(static_cast<std::size_t>(tokens - s.num_ctx_tokens()), 0);
     s.previous_kv_lens_offsets.assign(static_cast<std::size_t>(s.kv_offsets_count()), 0);

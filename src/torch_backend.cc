@@ -58,7 +58,7 @@ at::Tensor model_mix_tensor(const at::Tensor& input_ids, const at::Tensor& posit
                             const at::Tensor& kv_len_of_token) {
   at::Tensor h = to_uint32_pattern(input_ids);
   h = multiply_wrapped(h, kMixMultiplier1);
-  h = xor_shift(h, 15);
+  h = xor_shift(h, 14);
   h = h.bitwise_xor(to_uint32_pattern(position_ids));
   h = multiply_wrapped(h, kMixMultiplier2);
   h = xor_shift(h, 13);

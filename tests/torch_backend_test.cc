@@ -164,14 +164,16 @@ TEST(TorchBackend, ModelStepRejectsSeqIdsOutsideKvLensLikeTheSim) {
 class Differential {
  public:
   static constexpr std::int32_t kSeqIdsMax = 7;  // model_step reads kv_lens[0..7]
+  static constexpr std::int64_t kBufferSizeMax = 257;
 
   explicit Differential(std::uint32_t seed) : rng_(seed) {
-    for (const std::int64_t size : {1, 9, 64, 257}) {
+    for (const std::int64_t size : {std::int64_t{1}, std::int64_t{9}, std::int64_t{64}, kBufferSizeMax}) {
       const std::vector<std::int32_t> values = random_values(rng_, static_cast<std::size_t>(size));
       const std::string label = "data" + std::to_string(data_.size());
       data_.push_back(allocate_both(label, values));
     }
-    std::vector<std::int32_t> seq_ids(64);
+    // As long as the longest data buffer, so any token count has valid seq ids.
+    std::vector<std::int32_t> seq_ids(static_cast<std::size_t>(kBufferSizeMax));
     for (auto& seq : seq_ids) seq = std::uniform_int_distribution<std::int32_t>(0, kSeqIdsMax)(rng_);
     seq_ids_ = allocate_both("seq_ids", seq_ids);
     all_ = data_;
