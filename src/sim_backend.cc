@@ -69,17 +69,17 @@ class SimBackend final : public detail::RecordingBackend {
     const Storage positions = segment(op.positions);
     const Storage seq_ids = segment(op.seq_ids);
     const auto kv = segment(op.kv_lens);
-    for (Eigen::Index t = 0; t < out.size(); ++t) {
-      const std::int32_t seq = seq_ids[t];
-      if (seq < 0 || seq >= kv.size()) {
-        // The GPU would read out of bounds (an illegal address); report it.
+    for (Eigen::Index t = 0; t < seq_ids.size(); ++t) {
+      if (seq_ids[t] < 0 || seq_ids[t] >= kv.size()) {
+        // The GPU would read out of bounds (an illegal address); report it and
+        // write nothing.
         throw BackendError(BackendErrorKind::kInvalidValue, "model_step",
-                           "seq_ids[" + std::to_string(t) + "] = " + std::to_string(seq) +
+                           "seq_ids[" + std::to_string(t) + "] = " + std::to_string(seq_ids[t]) +
                                " is outside kv_lens of " + std::to_string(kv.size()),
                            __FILE__, __LINE__);
       }
-      out[t] = model_mix(ids[t], positions[t], kv[seq]);
     }
+    for (Eigen::Index t = 0; t < out.size(); ++t) out[t] = model_mix(ids[t], positions[t], kv[seq_ids[t]]);
   }
 
   Eigen::Ref<Storage> segment(const Slice& slice) {

@@ -58,7 +58,7 @@ at::Tensor model_mix_tensor(const at::Tensor& input_ids, const at::Tensor& posit
                             const at::Tensor& kv_len_of_token) {
   at::Tensor h = to_uint32_pattern(input_ids);
   h = multiply_wrapped(h, kMixMultiplier1);
-  h = xor_shift(h, 14);
+  h = xor_shift(h, 15);
   h = h.bitwise_xor(to_uint32_pattern(position_ids));
   h = multiply_wrapped(h, kMixMultiplier2);
   h = xor_shift(h, 13);
@@ -165,29 +165,20 @@ class TorchBackend final : public detail::RecordingBackend {
     const at::Tensor seq_ids = segment(op.seq_ids).to(at::kLong);
     const std::int64_t kv_lens_count = op.kv_lens.count;
     const at::Tensor outside = seq_ids.lt(0).logical_or(seq_ids.ge(kv_lens_count));
-    std::int64_t tokens_count = op.dst.count;
-    std::int64_t first_bad = -1;
     if (outside.any().item<bool>()) {
-      first_bad = outside.nonzero().select(1, 0)[0].item<std::int64_t>();
-      // The sim writes the tokens before the first bad one, then throws; so do we.
-      tokens_count = first_bad;
-    }
-    if (tokens_count > 0) {
-      const at::Tensor ids = segment(op.src).narrow(0, 0, tokens_count);
-      const at::Tensor positions = segment(op.positions).narrow(0, 0, tokens_count);
-      const at::Tensor kv_len_of_token =
-          segment(op.kv_lens).index_select(0, seq_ids.narrow(0, 0, tokens_count));
-      const at::Tensor mixed = model_mix_tensor(ids, positions, kv_len_of_token);
-      segment(op.dst).narrow(0, 0, tokens_count).copy_(mixed);
-    }
-    if (first_bad >= 0) {
+      const std::int64_t first_bad = outside.nonzero().select(1, 0)[0].item<std::int64_t>();
       const std::int64_t seq = seq_ids[first_bad].item<std::int64_t>();
-      // The GPU would read out of bounds (an illegal address); report it.
+      // The GPU would read out of bounds (an illegal address); report it and
+      // write nothing, as the sim does.
       throw BackendError(BackendErrorKind::kInvalidValue, "model_step",
                          "seq_ids[" + std::to_string(first_bad) + "] = " + std::to_string(seq) +
                              " is outside kv_lens of " + std::to_string(kv_lens_count),
                          __FILE__, __LINE__);
     }
+    const at::Tensor kv_len_of_token = segment(op.kv_lens).index_select(0, seq_ids);
+    const at::Tensor mixed =
+        model_mix_tensor(segment(op.src), segment(op.positions), kv_len_of_token);
+    segment(op.dst).copy_(mixed);
   }
 
   at::Tensor segment(const Slice& slice) {

@@ -143,6 +143,17 @@ TEST_P(CaptureRules, SynchronizeAndUploadDuringCaptureInvalidateIt) {
   EXPECT_EQ(error_of([&] { backend_->end_capture(); }), BackendErrorKind::kCaptureInvalidated);
 }
 
+TEST_P(CaptureRules, AllocateAndFreeDuringCaptureInvalidateIt) {
+  const Buffer a = backend_->allocate("a", 1);
+  backend_->begin_capture();
+  EXPECT_EQ(error_of([&] { backend_->allocate("b", 1); }), BackendErrorKind::kCaptureUnsupported);
+  EXPECT_EQ(error_of([&] { backend_->end_capture(); }), BackendErrorKind::kCaptureInvalidated);
+  backend_->begin_capture();
+  EXPECT_EQ(error_of([&] { backend_->free(a); }), BackendErrorKind::kCaptureUnsupported);
+  EXPECT_EQ(error_of([&] { backend_->end_capture(); }), BackendErrorKind::kCaptureInvalidated);
+  EXPECT_EQ(read(a), std::vector<std::int32_t>{0});  // still allocated
+}
+
 TEST_P(CaptureRules, BeginWhileCapturingIsAnError) {
   backend_->begin_capture();
   EXPECT_EQ(error_of([&] { backend_->begin_capture(); }), BackendErrorKind::kIllegalState);
@@ -200,11 +211,26 @@ TEST_P(CaptureRules, ModelStepGathersKvLensPerSequence) {
   backend_->model_step(whole(out), whole(ids), whole(pos), whole(seq), whole(kv));
   EXPECT_EQ(read(out), (std::vector<std::int32_t>{model_mix(7, 0, 100), model_mix(-8, 1, 200),
                                                   model_mix(9, -1, 200)}));
+  const auto before = read(out);
   write(seq, {0, 2, 1});
   EXPECT_EQ(error_of([&] {
               backend_->model_step(whole(out), whole(ids), whole(pos), whole(seq), whole(kv));
             }),
             BackendErrorKind::kInvalidValue);
+  EXPECT_EQ(read(out), before);  // a bad sequence id writes nothing
+}
+
+TEST_P(CaptureRules, ModelStepOutputMustNotOverlapItsInputs) {
+  const Buffer x = backend_->allocate("x", 4);
+  const Buffer seq = backend_->allocate("seq", 2);
+  EXPECT_EQ(error_of([&] {
+              backend_->model_step(range(x, 0, 2), range(x, 2, 4), range(x, 2, 4), whole(seq),
+                                   range(x, 1, 2));
+            }),
+            BackendErrorKind::kInvalidValue);
+  const Buffer out = backend_->allocate("out", 2);
+  EXPECT_NO_THROW(backend_->model_step(whole(out), range(x, 0, 2), range(x, 2, 4), whole(seq),
+                                       range(x, 0, 1)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CaptureRules, ::testing::ValuesIn(host_backends()),

@@ -98,7 +98,8 @@ TEST(TorchBackend, ModelStepIsModelMixBitwise) {
   std::vector<std::int32_t> position_ids = random_values(rng, kTokensCount);
   std::vector<std::int32_t> kv_lens = random_values(rng, kSequencesCount);
   std::vector<std::int32_t> seq_ids(kTokensCount);
-  for (auto& seq : seq_ids) seq = std::uniform_int_distribution<std::int32_t>(0, kSequencesCount - 1)(rng);
+  std::uniform_int_distribution<std::int32_t> random_seq(0, kSequencesCount - 1);
+  for (auto& seq : seq_ids) seq = random_seq(rng);
   // Every pair of edge values, exactly, at the front.
   const std::int32_t edges[] = {kInt32Min, kInt32Max, -1, 0, 1};
   std::size_t t = 0;
@@ -167,14 +168,16 @@ class Differential {
   static constexpr std::int64_t kBufferSizeMax = 257;
 
   explicit Differential(std::uint32_t seed) : rng_(seed) {
-    for (const std::int64_t size : {std::int64_t{1}, std::int64_t{9}, std::int64_t{64}, kBufferSizeMax}) {
+    for (const std::int64_t size : {std::int64_t{1}, std::int64_t{9}, std::int64_t{64},
+                                    kBufferSizeMax}) {
       const std::vector<std::int32_t> values = random_values(rng_, static_cast<std::size_t>(size));
       const std::string label = "data" + std::to_string(data_.size());
       data_.push_back(allocate_both(label, values));
     }
     // As long as the longest data buffer, so any token count has valid seq ids.
     std::vector<std::int32_t> seq_ids(static_cast<std::size_t>(kBufferSizeMax));
-    for (auto& seq : seq_ids) seq = std::uniform_int_distribution<std::int32_t>(0, kSeqIdsMax)(rng_);
+    std::uniform_int_distribution<std::int32_t> random_seq(0, kSeqIdsMax);
+    for (auto& seq : seq_ids) seq = random_seq(rng_);
     seq_ids_ = allocate_both("seq_ids", seq_ids);
     all_ = data_;
     all_.push_back(seq_ids_);
@@ -184,7 +187,8 @@ class Differential {
   void step() {
     if (pick(0, 19) == 0) {
       const Slice dst = random_slice(random_data(), -1);
-      const std::vector<std::int32_t> values = random_values(rng_, static_cast<std::size_t>(dst.count));
+      const std::vector<std::int32_t> values =
+          random_values(rng_, static_cast<std::size_t>(dst.count));
       sim_->upload(dst, values.data());
       torch_->upload(dst, values.data());
       history_.push_back("upload " + sim_->label(dst.buffer));
@@ -407,8 +411,9 @@ TEST_P(CaptureRules, ReplayAfterFreeReportsDanglingBuffer) {
   EXPECT_EQ(read(*backend, reused), (std::vector<std::int32_t>{7, 7, 7}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, CaptureRules, ::testing::Values("sim", "torch"),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(
+    Backends, CaptureRules, ::testing::Values("sim", "torch"),
+    [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace
 }  // namespace capcheck

@@ -8,6 +8,11 @@ namespace {
 [[noreturn]] void fail(BackendErrorKind kind, const char* call, const std::string& message) {
   throw BackendError(kind, call, message, __FILE__, __LINE__);
 }
+bool overlaps(const Slice& a, const Slice& b) {
+  return a.buffer == b.buffer && a.count > 0 && b.count > 0 && a.offset < b.offset + b.count &&
+         b.offset < a.offset + a.count;
+}
+
 }  // namespace
 
 Buffer BufferTable::add(std::string_view label, std::int64_t count) {
@@ -60,7 +65,7 @@ void BufferTable::check_live(const Buffer& buffer, const char* call) const {
 void BufferTable::check_slice(const Slice& slice, const char* call, const char* role) const {
   check_live(slice.buffer, call);
   const std::int64_t size = slots_[slice.buffer.slot].size;
-  if (slice.offset < 0 || slice.count < 0 || slice.offset + slice.count > size) {
+  if (slice.offset < 0 || slice.count < 0 || slice.offset > size || slice.count > size - slice.offset) {
     fail(BackendErrorKind::kInvalidValue, call,
          std::string(role) + " slice [" + std::to_string(slice.offset) + ":" +
              std::to_string(slice.offset + slice.count) + "] is outside buffer '" +
@@ -90,6 +95,13 @@ void BufferTable::check_op(const Op& op) const {
       if (op.src.count != op.dst.count || op.positions.count != op.dst.count ||
           op.seq_ids.count != op.dst.count) {
         fail(BackendErrorKind::kInvalidValue, call, "per-token slices differ in length");
+      }
+      // On a GPU an output that overlaps an input is a data race between threads.
+      for (const Slice* input : {&op.src, &op.positions, &op.seq_ids, &op.kv_lens}) {
+        if (overlaps(op.dst, *input)) {
+          fail(BackendErrorKind::kInvalidValue, call,
+               "the output overlaps an input (a data race on a GPU)");
+        }
       }
       return;
   }

@@ -11,12 +11,10 @@ namespace {
 }  // namespace
 
 Buffer RecordingBackend::allocate(std::string_view label, std::int64_t count) {
-  if (capturing()) {
-    // Allocation inside capture would come from the graph's private pool; the
-    // subjects here allocate up front, as TensorRT-LLM's static buffers do.
-    fail(BackendErrorKind::kCaptureUnsupported, "allocate",
-         "allocation during stream capture is not supported by this backend");
-  }
+  // cudaMalloc is not permitted on a thread that is capturing (thread-local
+  // capture mode): it fails and invalidates the capture. Subjects allocate up
+  // front, as TensorRT-LLM's static buffers do.
+  check_not_capturing("allocate");
   if (count < 0) fail(BackendErrorKind::kInvalidValue, "allocate", "negative element count");
   const Buffer buffer = buffers_.add(label, count);
   storage_allocate(buffer.slot, count);
@@ -24,6 +22,7 @@ Buffer RecordingBackend::allocate(std::string_view label, std::int64_t count) {
 }
 
 void RecordingBackend::free(Buffer buffer) {
+  check_not_capturing("free");  // cudaFree synchronizes: illegal while capturing
   buffers_.check_live(buffer, "free");
   storage_free(buffer.slot);
   buffers_.remove(buffer);
@@ -39,8 +38,7 @@ void RecordingBackend::check_not_capturing(const char* call) {
   // cudaErrorStreamCaptureUnsupported and invalidates the capture.
   capture_ = CaptureState::kInvalidated;
   fail(BackendErrorKind::kCaptureUnsupported, call,
-       "device-to-host synchronization while the stream is capturing; the capture is now "
-       "invalidated");
+       "a synchronizing call while the stream is capturing; the capture is now invalidated");
 }
 
 void RecordingBackend::upload(Slice dst, const std::int32_t* src) {
