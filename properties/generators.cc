@@ -65,7 +65,9 @@ rc::Gen<Scenario> gen_scenario(const GenOptions& options) {
     // Startup capture zeroes the offsets; runtime capture (overlap scheduler,
     // speculative decoding) derives them from the previous iteration.
     const bool runtime =
-        draft_len > 0 && *gen::weightedElement<bool>({{1, false}, {3, true}});
+        draft_len > 0 &&
+        (o.capture == CaptureKind::kRuntime ||
+         (o.capture == CaptureKind::kAny && *gen::weightedElement<bool>({{1, false}, {3, true}})));
 
     // One container pick per field (not one pick per request): generation
     // is the hot path of a RapidCheck run.
@@ -112,6 +114,11 @@ rc::Gen<Scenario> gen_scenario(const GenOptions& options) {
             accepted[static_cast<std::size_t>(k)] - draft_len;
       }
     }
+    s.draft_loop = o.draft_loop && draft_len > 0;
+    s.num_accepted_tokens =
+        s.draft_loop ? seeded_values(*gen::inRange<std::uint32_t>(0, 1u << 31), s.num_generations,
+                                     draft_len + 1)
+                     : std::vector<std::int32_t>(static_cast<std::size_t>(s.num_generations), 0);
     validate(s);
     return s;
   });

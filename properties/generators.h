@@ -11,6 +11,13 @@ namespace capcheck {
 
 /// Ranges of generated scenarios. Defaults are the issue's: batch sizes 1..64,
 /// warmups 0..4, draft_len 0..4.
+/// Which capture the generated scenarios model.
+enum class CaptureKind : std::uint8_t {
+  kAny,      // both, about 1:3
+  kStartup,  // TensorRT-LLM's warmup: every previous-iteration offset zero
+  kRuntime,  // lazy capture with the overlap scheduler: offsets from accepted counts
+};
+
 struct GenOptions {
   Protocol protocol = Protocol::kReference;
   Mutant mutant = Mutant::kNone;
@@ -23,6 +30,10 @@ struct GenOptions {
   /// Every scenario has at least one chunked context request (the kv_lens
   /// branch that generation-only batches never take).
   bool require_chunked = false;
+  /// One-model speculative decoding's draft loop runs in the forward whenever
+  /// draft_len >= 1 (TensorRT-LLM's MTP / Eagle3 one-model path).
+  bool draft_loop = true;
+  CaptureKind capture = CaptureKind::kAny;
 };
 
 /// Throws UsageError when a range is empty or beyond the scenario limits.

@@ -100,7 +100,9 @@ bool operator==(const Scenario& a, const Scenario& b) {
          a.num_generations == b.num_generations && a.seq_lens == b.seq_lens &&
          a.kv_lens == b.kv_lens && a.previous_pos_id_offsets == b.previous_pos_id_offsets &&
          a.previous_kv_lens_offsets == b.previous_kv_lens_offsets && a.input_ids == b.input_ids &&
-         a.position_ids == b.position_ids;
+         a.position_ids == b.position_ids && a.draft_loop == b.draft_loop &&
+         a.num_accepted_tokens == b.num_accepted_tokens &&
+         a.num_dummy_requests == b.num_dummy_requests;
 }
 
 void validate(const Scenario& s) {
@@ -145,6 +147,31 @@ void validate(const Scenario& s) {
   check_elements("previous_kv_lens_offsets", s.previous_kv_lens_offsets, -kOffsetMagnitudeMax,
                  kOffsetMagnitudeMax);
   check_elements("position_ids", s.position_ids, -kPositionMagnitudeMax, kPositionMagnitudeMax);
+  check_size("num_accepted_tokens", s.num_accepted_tokens.size(), s.num_generations,
+             "one per generation request");
+  check_elements("num_accepted_tokens", s.num_accepted_tokens, 0, s.key.draft_len);
+  if (s.draft_loop && s.key.draft_len < 1) {
+    reject("draft_loop", "is on but draft_len is 0; the draft loop needs speculative decoding "
+                         "(draft_len >= 1)");
+  }
+  check_range("num_dummy_requests", s.num_dummy_requests, 0, s.num_generations);
+  // Padding dummies have no previous tensor: zero offsets, nothing accepted.
+  const std::int32_t first_dummy = s.num_generations - s.num_dummy_requests;
+  for (std::int32_t g = first_dummy; g < s.num_generations; ++g) {
+    const std::string row = " of padding dummy generation request " + std::to_string(g);
+    if (s.num_accepted_tokens[static_cast<std::size_t>(g)] != 0) {
+      reject("num_accepted_tokens[" + std::to_string(g) + "]", "must be 0" + row);
+    }
+    for (std::int32_t j = 0; j <= s.key.draft_len; ++j) {
+      const auto t = static_cast<std::size_t>(g * (1 + s.key.draft_len) + j);
+      if (s.previous_pos_id_offsets[t] != 0) {
+        reject("previous_pos_id_offsets[" + std::to_string(t) + "]", "must be 0" + row);
+      }
+    }
+    if (s.num_chunked_ctx_requests == 0 && s.previous_kv_lens_offsets[static_cast<std::size_t>(g)] != 0) {
+      reject("previous_kv_lens_offsets[" + std::to_string(g) + "]", "must be 0" + row);
+    }
+  }
 }
 
 namespace {
@@ -163,12 +190,18 @@ std::string summarize(const Scenario& s) {
   out << "key=(batch_size=" << s.key.batch_size << ", draft_len=" << s.key.draft_len
       << ") warmups=" << s.warmups_count << " protocol=" << protocol_name(s.protocol);
   if (s.mutant != Mutant::kNone) out << " mutant=" << mutant_name(s.mutant);
+  if (s.draft_loop) out << " draft_loop=on accepted=" << list(s.num_accepted_tokens);
+  if (s.num_dummy_requests > 0) out << " dummies=" << s.num_dummy_requests;
   out << " requests: " << s.num_contexts << " context (" << s.num_chunked_ctx_requests
       << " chunked), " << s.num_generations << " generation; tokens=" << s.num_tokens()
       << " seq_lens=" << list(s.seq_lens) << " kv_lens=" << list(s.kv_lens)
       << " previous_pos_id_offsets=" << list(s.previous_pos_id_offsets)
       << " previous_kv_lens_offsets=" << list(s.previous_kv_lens_offsets);
   return out.str();
+}
+
+std::ostream& operator<<(std::ostream& out, const Scenario& scenario) {
+  return out << summarize(scenario);
 }
 
 }  // namespace capcheck

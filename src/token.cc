@@ -1,5 +1,6 @@
 #include "capcheck/token.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -90,8 +91,9 @@ class Writer {
     bytes_.push_back(static_cast<char>(value));
   }
   void signed_value(std::int32_t value) {
+    // Zigzag in unsigned arithmetic (a left shift of a negative value is UB).
     const auto v = static_cast<std::int64_t>(value);
-    varint(static_cast<std::uint64_t>((v << 1) ^ (v >> 63)));
+    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
   }
   void array(const std::vector<std::int32_t>& values) {
     varint(values.size());
@@ -123,7 +125,7 @@ class Reader {
   }
   std::int32_t signed_value(const char* field) {
     const std::uint64_t raw = varint(field);
-    const auto value = static_cast<std::int64_t>(raw >> 1) ^ -static_cast<std::int64_t>(raw & 1);
+    const auto value = static_cast<std::int64_t>((raw >> 1) ^ (~(raw & 1) + 1));
     if (value < INT32_MIN || value > INT32_MAX) {
       throw UsageError(std::string("invalid token: field ") + field + " is out of 32-bit range");
     }
@@ -195,6 +197,9 @@ std::string encode_token(const Scenario& s) {
   w.array(s.previous_kv_lens_offsets);
   w.array(s.input_ids);
   w.array(s.position_ids);
+  w.varint(s.draft_loop ? 1 : 0);
+  w.array(s.num_accepted_tokens);
+  w.varint(static_cast<std::uint64_t>(s.num_dummy_requests));
   return std::string(kTokenPrefix) + base64url_encode(w.finish());
 }
 
@@ -239,6 +244,11 @@ Scenario decode_token(std::string_view token) {
   s.previous_kv_lens_offsets = r.array("previous_kv_lens_offsets");
   s.input_ids = r.array("input_ids");
   s.position_ids = r.array("position_ids");
+  const auto draft_loop = r.varint("draft_loop");
+  if (draft_loop > 1) throw UsageError("invalid token: field draft_loop is not 0 or 1");
+  s.draft_loop = draft_loop == 1;
+  s.num_accepted_tokens = r.array("num_accepted_tokens");
+  s.num_dummy_requests = r.small("num_dummy_requests");
   r.expect_end();
   validate(s);
   return s;
@@ -256,7 +266,8 @@ const std::set<std::string>& known_fields() {
       "warmups",     "num_contexts", "num_chunked_ctx_requests",
       "num_generations",             "seq_lens",         "kv_lens",
       "previous_pos_id_offsets",     "previous_kv_lens_offsets",
-      "input_ids",   "position_ids"};
+      "input_ids",   "position_ids", "draft_loop", "num_accepted_tokens",
+      "num_dummy_requests"};
   return fields;
 }
 
@@ -332,6 +343,9 @@ std::string to_json(const Scenario& s, int indent) {
   j["previous_kv_lens_offsets"] = s.previous_kv_lens_offsets;
   j["input_ids"] = s.input_ids;
   j["position_ids"] = json::array({s.position_ids});
+  j["draft_loop"] = s.draft_loop;
+  j["num_accepted_tokens"] = s.num_accepted_tokens;
+  j["num_dummy_requests"] = s.num_dummy_requests;
   return j.dump(indent);
 }
 
@@ -375,6 +389,21 @@ Scenario from_json(std::string_view text) {
         "[[p0, p1, ...]]");
   }
   s.position_ids = int_array(positions[0], "position_ids[0]");
+  // Optional fields (issue-2 era scenarios omit them): draft loop off, nothing
+  // accepted, no padding.
+  if (j.contains("draft_loop")) {
+    if (!j["draft_loop"].is_boolean()) {
+      throw UsageError(std::string("invalid scenario JSON: field 'draft_loop' must be true or false, got ") +
+                       j["draft_loop"].type_name());
+    }
+    s.draft_loop = j["draft_loop"].get<bool>();
+  }
+  s.num_accepted_tokens =
+      j.contains("num_accepted_tokens")
+          ? int_array(j["num_accepted_tokens"], "num_accepted_tokens")
+          : std::vector<std::int32_t>(
+                static_cast<std::size_t>(std::clamp(s.num_generations, 0, kBatchSizeMax)), 0);
+  s.num_dummy_requests = j.contains("num_dummy_requests") ? int_field(j, "num_dummy_requests") : 0;
   validate(s);
   return s;
 }

@@ -12,6 +12,7 @@
 // into the first replay (DESIGN.md §1).
 #include "capcheck/trtllm_subject.h"
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -37,16 +38,20 @@ class TrtllmSubject final : public Subject {
     seq_ids_ = backend.allocate("seq_ids", tokens);
     pos_offsets_ = backend.allocate("previous_pos_id_offsets", tokens);
     kv_offsets_ = backend.allocate("previous_kv_lens_offsets", seqs);
+    rejected_ = backend.allocate("num_rejected_draft_tokens", seqs);
+    ones_ = backend.allocate("ones", std::max(seqs, tokens));
     kv_lens_snapshot_ = backend.allocate("kv_lens_snapshot", seqs);
     logits_ = backend.allocate("logits", tokens);
     static_logits_ = backend.allocate("static_logits", tokens);
     for (Buffer b : {input_ids_, position_ids_, static_input_ids_, static_position_ids_, seq_lens_,
-                     kv_lens_, seq_ids_, pos_offsets_, kv_offsets_}) {
+                     kv_lens_, seq_ids_, pos_offsets_, kv_offsets_, rejected_}) {
       persistent_.push_back(NamedSlice{backend.label(b), whole(b)});
     }
-    all_buffers_ = {input_ids_,   position_ids_, static_input_ids_, static_position_ids_,
-                    seq_lens_,    kv_lens_,      seq_ids_,          pos_offsets_,
-                    kv_offsets_,  kv_lens_snapshot_, logits_,       static_logits_};
+    all_buffers_ = {input_ids_,  position_ids_, static_input_ids_, static_position_ids_,
+                    seq_lens_,   kv_lens_,      seq_ids_,          pos_offsets_,
+                    kv_offsets_, rejected_,     ones_,             kv_lens_snapshot_,
+                    logits_,     static_logits_};
+    backend.fill(whole(ones_), 1);
   }
 
   ~TrtllmSubject() override {
@@ -60,7 +65,7 @@ class TrtllmSubject final : public Subject {
 
   void reset() override {
     release_graphs();
-    for (Buffer b : all_buffers_) backend_.fill(whole(b), 0);
+    for (Buffer b : all_buffers_) backend_.fill(whole(b), b == ones_ ? 1 : 0);
     prepared_ = false;
   }
 
@@ -87,6 +92,12 @@ class TrtllmSubject final : public Subject {
     backend_.upload(range(pos_offsets_, 0, num_tokens_ - num_ctx_tokens_),
                     s.previous_pos_id_offsets.data());
     backend_.upload(range(kv_offsets_, 0, s.kv_offsets_count()), s.previous_kv_lens_offsets.data());
+    rejected_host_.resize(static_cast<std::size_t>(s.num_generations));
+    for (std::int32_t g = 0; g < s.num_generations; ++g) {
+      rejected_host_[static_cast<std::size_t>(g)] =
+          s.key.draft_len - s.num_accepted_tokens[static_cast<std::size_t>(g)];
+    }
+    backend_.upload(range(rejected_, 0, s.num_generations), rejected_host_.data());
     prepared_ = true;
   }
 
@@ -106,7 +117,10 @@ class TrtllmSubject final : public Subject {
     backend_.annotate("eager preprocess");
     update_inputs(position_ids_, +1);
     backend_.annotate("eager model");
-    return model(input_ids_, position_ids_, logits_);
+    const Slice out = model(input_ids_, position_ids_, logits_);
+    backend_.annotate("eager draft loop");
+    draft_loop(+1);
+    return out;
   }
 
   void capture() override {
@@ -122,7 +136,12 @@ class TrtllmSubject final : public Subject {
     for (std::int32_t w = 0; w < scenario_.warmups_count; ++w) {
       backend_.annotate("warmup forward");
       forward_static();
-      if (postprocess_warmups) {
+      if (protocol == Protocol::kReference) {
+        // Restore everything the forward mutated in place, in reverse order.
+        backend_.annotate("warmup restore (draft loop, then postprocess)");
+        draft_loop(-1);
+        update_inputs(static_position_ids_, -1);
+      } else if (postprocess_warmups) {
         backend_.annotate("warmup postprocess");
         update_inputs(static_position_ids_, -1);
       }
@@ -207,6 +226,34 @@ class TrtllmSubject final : public Subject {
   void forward_static() {
     update_inputs(static_position_ids_, +1);
     model(static_input_ids_, static_position_ids_, static_logits_);
+    draft_loop(+1);
+  }
+
+  // One-model speculative decoding's draft loop after the target model:
+  // step 0 moves generation rows by -(draft_len - accepted) and context rows by
+  // +1, each later draft step moves every row by +1 (DESIGN.md §1, PR #11696).
+  // sign -1 applies the exact inverse, in reverse order.
+  void draft_loop(int sign) {
+    const Scenario& s = scenario_;
+    if (!s.draft_loop) return;
+    auto apply = [&](Slice dst, Slice src, int direction) {
+      if (dst.count == 0) return;
+      if (direction * sign > 0) backend_.add(dst, src); else backend_.sub(dst, src);
+    };
+    const std::int64_t nc = s.num_contexts;
+    const std::int64_t bs = s.num_seqs();
+    auto step0 = [&] {
+      apply(range(kv_lens_, nc, bs), range(rejected_, 0, bs - nc), -1);
+      apply(range(kv_lens_, 0, nc), range(ones_, 0, nc), +1);
+    };
+    auto later_step = [&] { apply(range(kv_lens_, 0, bs), range(ones_, 0, bs), +1); };
+    if (sign > 0) {
+      step0();
+      for (std::int32_t step = 1; step < s.key.draft_len; ++step) later_step();
+    } else {
+      for (std::int32_t step = 1; step < s.key.draft_len; ++step) later_step();
+      step0();
+    }
   }
 
   void abandon_capture() {
@@ -232,7 +279,8 @@ class TrtllmSubject final : public Subject {
   Backend& backend_;
   SubjectLimits limits_;
   Buffer input_ids_, position_ids_, static_input_ids_, static_position_ids_, seq_lens_, kv_lens_,
-      seq_ids_, pos_offsets_, kv_offsets_, kv_lens_snapshot_, logits_, static_logits_;
+      seq_ids_, pos_offsets_, kv_offsets_, rejected_, ones_, kv_lens_snapshot_, logits_,
+      static_logits_;
   std::vector<Buffer> all_buffers_;
   std::vector<NamedSlice> persistent_;
   std::map<std::int64_t, Graph> graphs_;
@@ -241,6 +289,7 @@ class TrtllmSubject final : public Subject {
   std::int64_t num_tokens_ = 0;
   std::int64_t num_ctx_tokens_ = 0;
   std::vector<std::int32_t> seq_ids_host_;
+  std::vector<std::int32_t> rejected_host_;
 };
 
 }  // namespace

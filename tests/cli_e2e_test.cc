@@ -70,7 +70,7 @@ TEST(Cli, ReferencePassesEveryPropertyAtAThousandCases) {
 }
 
 TEST(Cli, SeedPrIsViolatedWithAMinimalScenarioAndAReproduceLine) {
-  const Outcome o = capcheck("run --protocol seed-pr --seed 5");
+  const Outcome o = capcheck("run --protocol seed-pr --draft-loop off --seed 5");
   EXPECT_EQ(o.exit_code, 1) << o.output;
   EXPECT_TRUE(std::regex_search(o.output, std::regex("capture_preserves_inputs +5 +[0-9]+/1000 VIOLATED")))
       << o.output;
@@ -101,6 +101,18 @@ TEST(Cli, PreFixShrinksToOneWarmup) {
   const Outcome o = capcheck("run --protocol pre-fix --property capture_preserves_inputs --seed 9");
   EXPECT_EQ(o.exit_code, 1) << o.output;
   EXPECT_CONTAINS(o.output, "key=(batch_size=1, draft_len=1) warmups=1 protocol=pre-fix");
+}
+
+TEST(Cli, DraftLoopBreaksSeedPrEvenAtStartupCapture) {
+  const Outcome o = capcheck("run --protocol seed-pr --capture startup --seed 2 "
+                             "--property capture_preserves_inputs");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_CONTAINS(o.output, "warmups=1 protocol=seed-pr draft_loop=on accepted=[0]");
+  EXPECT_CONTAINS(o.output, "previous_pos_id_offsets=[0,0] previous_kv_lens_offsets=[0]");
+  EXPECT_CONTAINS(o.output, "first difference: kv_lens_cuda[0] expected 2, got 1");
+  const Outcome off = capcheck("run --protocol seed-pr --capture startup --draft-loop off --seed 2 "
+                               "--property capture_preserves_inputs");
+  EXPECT_EQ(off.exit_code, 0) << off.output;
 }
 
 TEST(Cli, CheckReproducesTheH200Measurement) {
@@ -171,6 +183,8 @@ TEST(Cli, BadInputExitsTwoWithAMessageNamingTheProblem) {
       {"run --property nope", 2, "unknown property 'nope'"},
       {"run --backend tpu", 2, "unknown backend 'tpu'"},
       {"run --draft-len-max 9", 2, "--draft-len-max"},
+      {"run --draft-loop maybe", 2, "--draft-loop"},
+      {"run --capture later", 2, "--capture"},
       {"run --frobnicate", 2, "--frobnicate"},
       {"reproduce", 2, "token is required"},
       {"reproduce nope", 2, "must start with 'cc1:'"},

@@ -86,6 +86,7 @@ TEST(Shrinking, SeedPrShrinksToTheKnownMinimum) {
       config.cases = 1000;
       config.seed = seed;
       config.gen.protocol = Protocol::kSeedPr;
+      config.gen.draft_loop = false;
       const RunResult result = run_property(harness, find_property(name), config);
       ASSERT_FALSE(result.passed) << name << " seed " << seed;
       ASSERT_TRUE(result.counterexample.has_value());
@@ -100,12 +101,45 @@ TEST(Shrinking, PreFixShrinksToOneWarmup) {
   RunConfig config;
   config.seed = 11;
   config.gen.protocol = Protocol::kPreFix;
+  config.gen.draft_loop = false;
   const RunResult result = run_property(harness, find_property("capture_preserves_inputs"), config);
   ASSERT_FALSE(result.passed);
   Scenario expected = minimal_seed_pr_failure();
   expected.protocol = Protocol::kPreFix;
   expected.warmups_count = 1;
-  EXPECT_EQ(*result.counterexample, expected) << summarize(*result.counterexample);
+  EXPECT_EQ(*result.counterexample, expected);
+}
+
+// With the one-model draft loop in the forward, capture breaks even at startup
+// (zero offsets): warmups move kv_lens and no postprocess undoes it (PR #11696).
+// The minimum: one generation request, draft_len 1, one warmup, nothing accepted.
+TEST(Shrinking, DraftLoopBreaksStartupCaptureWithOneWarmup) {
+  Harness harness(make_sim_backend());
+  for (Protocol protocol : {Protocol::kPreFix, Protocol::kSeedPr}) {
+    RunConfig config;
+    config.seed = 3;
+    config.gen.protocol = protocol;
+    config.gen.capture = CaptureKind::kStartup;
+    const RunResult result =
+        run_property(harness, find_property("capture_preserves_inputs"), config);
+    ASSERT_FALSE(result.passed) << protocol_name(protocol);
+    Scenario expected = minimal_seed_pr_failure();
+    expected.protocol = protocol;
+    expected.warmups_count = 1;
+    expected.previous_pos_id_offsets = {0, 0};
+    expected.previous_kv_lens_offsets = {0};
+    expected.draft_loop = true;
+    EXPECT_EQ(*result.counterexample, expected) << protocol_name(protocol);
+    EXPECT_EQ(result.verdict.mismatch->buffer, "kv_lens_cuda");
+  }
+  for (Protocol protocol : {Protocol::kReference, Protocol::kSnapshotRestore}) {
+    RunConfig config;
+    config.seed = 3;
+    config.gen.protocol = protocol;
+    config.gen.capture = CaptureKind::kStartup;
+    EXPECT_TRUE(run_property(harness, find_property("capture_preserves_inputs"), config).passed)
+        << protocol_name(protocol);
+  }
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ Scenario two_generation_requests() {
   s.previous_kv_lens_offsets = {-1, 0};
   s.input_ids = {1, 2, 3, 4};
   s.position_ids = {3, 4, 7, 8};
+  s.num_accepted_tokens = {0, 1};
   return s;
 }
 
@@ -78,6 +79,24 @@ TEST(Scenario, EveryInconsistentFieldIsNamed) {
       {"previous_kv_lens_offsets[0]: is 65537",
        [](Scenario& s) { s.previous_kv_lens_offsets[0] = 65537; }},
       {"position_ids[2]: is 1048577", [](Scenario& s) { s.position_ids[2] = 1048577; }},
+      {"num_accepted_tokens: has 1 entries, expected 2 (one per generation request)",
+       [](Scenario& s) { s.num_accepted_tokens = {0}; }},
+      {"num_accepted_tokens[1]: is 2, allowed 0..1", [](Scenario& s) { s.num_accepted_tokens[1] = 2; }},
+      {"draft_loop: is on but draft_len is 0",
+       [](Scenario& s) {
+         s.key.draft_len = 0;
+         s.seq_lens = {1, 1};
+         s.previous_pos_id_offsets = {0, 0};
+         s.input_ids = {1, 2};
+         s.position_ids = {4, 8};
+         s.num_accepted_tokens = {0, 0};
+         s.draft_loop = true;
+       }},
+      {"num_dummy_requests: is 3, allowed 0..2", [](Scenario& s) { s.num_dummy_requests = 3; }},
+      {"previous_pos_id_offsets[2]: must be 0 of padding dummy generation request 1",
+       [](Scenario& s) { s.num_dummy_requests = 1; s.num_accepted_tokens[1] = 0; }},
+      {"num_accepted_tokens[1]: must be 0 of padding dummy generation request 1",
+       [](Scenario& s) { s.num_dummy_requests = 1; }},
   };
   for (const auto& c : cases) {
     const std::string message = rejection(c.edit);
@@ -98,6 +117,7 @@ TEST(Scenario, ContextRequestsNeedAPositiveSeqLen) {
   s.previous_kv_lens_offsets = {};
   s.input_ids = {};
   s.position_ids = {};
+  s.num_accepted_tokens = {};
   EXPECT_THROW(validate(s), UsageError);
 }
 

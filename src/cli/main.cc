@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -73,8 +74,14 @@ int run_command(const CommonOptions& common, const std::string& protocol_text,
 
   const bool ci = ci_mode();
   std::random_device entropy;
-  std::cout << fmt::format("capcheck run: backend={} protocol={} mutant={} cases={} seeds={}\n",
-                           common.backend, protocol_text, mutant_text, cases,
+  std::cout << fmt::format("capcheck run: backend={} protocol={} mutant={} draft_loop={} capture={} "
+                           "cases={} seeds={}\n",
+                           common.backend, protocol_text, mutant_text,
+                           gen_ranges.draft_loop ? "on" : "off",
+                           gen_ranges.capture == CaptureKind::kAny       ? "any"
+                           : gen_ranges.capture == CaptureKind::kStartup ? "startup"
+                                                                        : "runtime",
+                           cases,
                            seed ? "fixed (--seed)" : ci ? "derived from property names (CI=true)"
                                                         : "random");
   std::cout << fmt::format("{:<38} {:>20} {:>13} {:<9} {:>9} {:>10}\n", "property", "seed",
@@ -197,6 +204,17 @@ int main_impl(int argc, char** argv) {
       ->default_val(4)->check(CLI::Range(0, kDraftLenMax));
   run->add_option("--warmups-max", ranges.warmups_max, "largest generated warmup count")
       ->default_val(4)->check(CLI::Range(0, kWarmupsMax - 1));
+  run->add_option("--draft-loop", ranges.draft_loop,
+                  "one-model speculative decoding's draft loop in the forward: on or off")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, bool>{{"on", true}, {"off", false}}))
+      ->default_str("on");
+  run->add_option("--capture", ranges.capture,
+                  "which captures to generate: any, startup (zero offsets) or runtime (lazy, "
+                  "overlap-scheduler offsets)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, CaptureKind>{
+          {"any", CaptureKind::kAny}, {"startup", CaptureKind::kStartup},
+          {"runtime", CaptureKind::kRuntime}}))
+      ->default_str("any");
 
   std::string token;
   bool print_json = false;

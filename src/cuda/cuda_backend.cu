@@ -23,17 +23,30 @@
 //
 // Note [model_step bounds]: seq_ids live in device memory, so their range can
 // only be known on the device (a replay reads whatever they hold then). The
-// kernel never reads kv_lens out of bounds: a token whose sequence id is out
-// of range is skipped and the first such token is recorded in a word of mapped
-// pinned memory. The host reads that word after every stream synchronization
+// model step runs in one thread block: it first checks every sequence id, and
+// if any is out of range it writes nothing (as the sim) and records the first
+// such token in a word of mapped pinned memory; kv_lens is never read out of
+// bounds. The host reads that word after every stream synchronization
 // (download, synchronize) and throws kInvalidValue with the sim's message.
 // The sim throws at the launch itself; here the same error surfaces at the
-// next synchronizing call, as a CUDA kernel fault would.
+// next synchronizing call, as a CUDA kernel fault would, and the ops issued in
+// between still run.
+//
+// Note [eager batching]: outside capture, ops are not launched one by one.
+// They are queued on the host (after the same argument checks, which still
+// throw at launch()) and issued as one kernel that runs them in order in one
+// thread block, a barrier between ops, before the next call that touches the
+// stream (upload, download, synchronize, allocate, begin_capture, replay).
+// Stream order, and so every result, is that of one launch per op; only the
+// launch count changes (a subject's reset() is twelve fills). Captured ops
+// are never batched: each is its own kernel node in the graph, as an engine's
+// would be. cuda_backend_set_eager_batching() turns batching off.
 #include "capcheck/cuda_backend.h"
 
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <unordered_map>
@@ -55,7 +68,10 @@ constexpr std::int64_t kAlignBytes = 256;           // every buffer starts on th
 constexpr std::int64_t kSlabBytesMin = 4 << 20;     // first slab: 1 Mi elements
 constexpr std::int64_t kMirrorBytesMax = 1 << 20;   // Note [one slab, one readback]
 constexpr std::int64_t kStagingBytesMin = 1 << 20;  // pinned upload/download staging
-constexpr std::int64_t kStageCopiesMax = 4;         // model_step stages up to 4 inputs
+constexpr int kModelStepThreads = 1024;            // Note [model_step bounds]: one block
+constexpr int kBatchThreads = 512;                 // Note [eager batching]: one block
+constexpr int kBatchOpsMax = 64;                   // ops per batch (kernel parameter <= 4 KiB)
+constexpr std::int64_t kBatchElementsMax = 1 << 16;  // larger ops get their own launch
 
 std::int64_t round_up(std::int64_t value, std::int64_t multiple) {
   return (value + multiple - 1) / multiple * multiple;
@@ -144,42 +160,101 @@ __device__ inline std::int32_t wrap_sub(std::int32_t a, std::int32_t b) {
   return static_cast<std::int32_t>(static_cast<std::uint32_t>(a) - static_cast<std::uint32_t>(b));
 }
 
-template <OpKind kKind>
-__global__ void elementwise_kernel(std::int32_t* dst, const std::int32_t* src,
-                                   std::int64_t count, std::int32_t value) {
-  const std::int64_t stride = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       i < count; i += stride) {
-    if constexpr (kKind == OpKind::kAdd) {
-      dst[i] = wrap_add(dst[i], src[i]);
-    } else if constexpr (kKind == OpKind::kSub) {
-      dst[i] = wrap_sub(dst[i], src[i]);
-    } else if constexpr (kKind == OpKind::kCopy) {
-      dst[i] = src[i];
-    } else {
-      dst[i] = value;
-    }
+// Elements [first, count) in steps of `stride` of one elementwise op.
+__device__ inline void elementwise(OpKind kind, std::int32_t* dst, const std::int32_t* src,
+                                   std::int64_t count, std::int32_t value, std::int64_t first,
+                                   std::int64_t stride) {
+  switch (kind) {
+    case OpKind::kAdd:
+      for (std::int64_t i = first; i < count; i += stride) dst[i] = wrap_add(dst[i], src[i]);
+      return;
+    case OpKind::kSub:
+      for (std::int64_t i = first; i < count; i += stride) dst[i] = wrap_sub(dst[i], src[i]);
+      return;
+    case OpKind::kCopy:
+      for (std::int64_t i = first; i < count; i += stride) dst[i] = src[i];
+      return;
+    default:
+      for (std::int64_t i = first; i < count; i += stride) dst[i] = value;
+      return;
   }
 }
 
-// Note [model_step bounds].
-__global__ void model_step_kernel(std::int32_t* out, const std::int32_t* input_ids,
-                                  const std::int32_t* position_ids, const std::int32_t* seq_ids,
-                                  const std::int32_t* kv_lens, std::int64_t count,
-                                  std::int64_t kv_count, KernelErrorRecord* error) {
-  const std::int64_t stride = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
-  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       t < count; t += stride) {
+template <OpKind kKind>
+__global__ void elementwise_kernel(std::int32_t* dst, const std::int32_t* src,
+                                   std::int64_t count, std::int32_t value) {
+  elementwise(kKind, dst, src, count, value,
+              static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
+              static_cast<std::int64_t>(blockDim.x) * gridDim.x);
+}
+
+// Note [model_step bounds]. Called by every thread of exactly one block.
+__device__ void model_step_block(std::int32_t* out, const std::int32_t* input_ids,
+                                 const std::int32_t* position_ids, const std::int32_t* seq_ids,
+                                 const std::int32_t* kv_lens, std::int64_t count,
+                                 std::int64_t kv_count, KernelErrorRecord* error) {
+  __shared__ long long first_bad;
+  if (threadIdx.x == 0) first_bad = count;
+  __syncthreads();
+  for (std::int64_t t = threadIdx.x; t < count; t += blockDim.x) {
     const std::int32_t seq = seq_ids[t];
-    if (seq < 0 || seq >= kv_count) {
-      if (atomicCAS(&error->status, 0, 1) == 0) {
-        error->token = static_cast<int>(t);
-        error->seq = seq;
-        error->kv_count = kv_count;
-      }
-      continue;
+    if (seq < 0 || seq >= kv_count) atomicMin(&first_bad, static_cast<long long>(t));
+  }
+  __syncthreads();
+  const long long bad = first_bad;
+  if (bad < count) {
+    if (threadIdx.x == 0 && atomicCAS(&error->status, 0, 1) == 0) {
+      error->token = static_cast<int>(bad);
+      error->seq = seq_ids[bad];
+      error->kv_count = kv_count;
     }
-    out[t] = model_mix(input_ids[t], position_ids[t], kv_lens[seq]);
+    __syncthreads();  // first_bad is read by every thread before a later op reuses it
+    return;
+  }
+  for (std::int64_t t = threadIdx.x; t < count; t += blockDim.x) {
+    out[t] = model_mix(input_ids[t], position_ids[t], kv_lens[seq_ids[t]]);
+  }
+  __syncthreads();
+}
+
+__global__ void __launch_bounds__(kModelStepThreads)
+    model_step_kernel(std::int32_t* out, const std::int32_t* input_ids,
+                      const std::int32_t* position_ids, const std::int32_t* seq_ids,
+                      const std::int32_t* kv_lens, std::int64_t count, std::int64_t kv_count,
+                      KernelErrorRecord* error) {
+  model_step_block(out, input_ids, position_ids, seq_ids, kv_lens, count, kv_count, error);
+}
+
+// One queued eager op (Note [eager batching]); counts fit kBatchElementsMax.
+struct BatchedOp {
+  std::int32_t* dst;
+  const std::int32_t* src;
+  const std::int32_t* positions;
+  const std::int32_t* seq_ids;
+  const std::int32_t* kv_lens;
+  std::int32_t count;
+  std::int32_t kv_count;
+  std::int32_t value;
+  OpKind kind;
+};
+
+struct OpBatch {
+  std::int32_t count;
+  BatchedOp ops[kBatchOpsMax];
+};
+static_assert(sizeof(OpBatch) <= 4000, "a batch must fit the 4 KiB kernel parameter space");
+
+__global__ void __launch_bounds__(kBatchThreads)
+    batch_kernel(const __grid_constant__ OpBatch batch, KernelErrorRecord* error) {
+  for (int k = 0; k < batch.count; ++k) {
+    const BatchedOp& op = batch.ops[k];
+    if (op.kind == OpKind::kModelStep) {
+      model_step_block(op.dst, op.src, op.positions, op.seq_ids, op.kv_lens, op.count,
+                       op.kv_count, error);
+    } else {
+      elementwise(op.kind, op.dst, op.src, op.count, op.value, threadIdx.x, blockDim.x);
+      __syncthreads();
+    }
   }
 }
 
@@ -216,6 +291,7 @@ enum class Call : int {
   kDownload,
   kDownloadCached,
   kLaunch,
+  kFlush,
   kBeginCapture,
   kEndCapture,
   kReplay,
@@ -225,16 +301,24 @@ enum class Call : int {
 };
 
 constexpr std::array<const char*, static_cast<int>(Call::kCount)> kCallNames = {
-    "allocate",      "free",        "upload",  "download",      "download (cached)", "launch",
-    "begin_capture", "end_capture", "replay",  "destroy_graph", "synchronize"};
+    "allocate",      "free",          "upload",      "download", "download (cached)",
+    "launch",        "flush (batch)", "begin_capture", "end_capture", "replay",
+    "destroy_graph", "synchronize"};
 
 [[noreturn]] void fail(BackendErrorKind kind, const char* call, const std::string& message) {
   throw BackendError(kind, call, message, __FILE__, __LINE__);
 }
 
 bool overlaps(const Slice& a, const Slice& b) {
-  return a.buffer.slot == b.buffer.slot && a.count > 0 && b.count > 0 &&
-         a.offset < b.offset + b.count && b.offset < a.offset + a.count;
+  return a.buffer == b.buffer && a.count > 0 && b.count > 0 && a.offset < b.offset + b.count &&
+         b.offset < a.offset + a.count;
+}
+
+// add/sub/copy read every source element before writing (the sim's
+// semantics); a kernel does so only when the slices do not overlap at an offset.
+bool needs_staging(const Op& op) {
+  return op.kind != OpKind::kFill && op.kind != OpKind::kModelStep && overlaps(op.src, op.dst) &&
+         op.src.offset != op.dst.offset;
 }
 
 class CudaBackend final : public Backend {
@@ -267,6 +351,11 @@ class CudaBackend final : public Backend {
       CAPCHECK_CUDA_WARN(cudaStreamEndCapture(stream_raw_, &graph));
       GraphHandle discard(graph);
     }
+    try {
+      flush();
+    } catch (const BackendError& e) {
+      std::fprintf(stderr, "capcheck: warning: ~CudaBackend: %s\n", e.what());
+    }
     CAPCHECK_CUDA_WARN(cudaStreamSynchronize(stream_raw_));
   }
 
@@ -274,18 +363,16 @@ class CudaBackend final : public Backend {
 
   Buffer allocate(std::string_view label, std::int64_t count) override {
     Timer timer(*this, Call::kAllocate);
-    if (capturing()) {
-      // As in the sim: allocation inside capture would come from the graph's
-      // private pool; subjects allocate up front, as TensorRT-LLM's static buffers do.
-      fail(BackendErrorKind::kCaptureUnsupported, "allocate",
-           "allocation during stream capture is not supported by this backend");
-    }
+    // As in the sim: cudaMalloc is not permitted while this thread captures
+    // (thread-local mode); it fails and invalidates the capture.
+    check_not_capturing("allocate");
     if (count < 0) fail(BackendErrorKind::kInvalidValue, "allocate", "negative element count");
     const Region region = carve(count);
     const Buffer buffer = buffers_.add(label, count);
     if (buffer.slot >= regions_.size()) regions_.resize(buffer.slot + 1);
     regions_[buffer.slot] = region;
     if (region.bytes > 0) {
+      flush();
       CAPCHECK_CUDA_CHECK(cudaMemsetAsync(region.data, 0, static_cast<std::size_t>(region.bytes),
                                           stream_raw_));
       ++device_epoch_;
@@ -296,7 +383,10 @@ class CudaBackend final : public Backend {
 
   void free(Buffer buffer) override {
     Timer timer(*this, Call::kFree);
+    check_not_capturing("free");  // cudaFree synchronizes: illegal while capturing
     buffers_.check_live(buffer, "free");
+    // The block returns to its slab (Note [one slab, one readback]); queued
+    // ops that still write it run before any later use, in stream order.
     release(regions_[buffer.slot]);
     regions_[buffer.slot] = Region{};
     buffers_.remove(buffer);
@@ -309,6 +399,7 @@ class CudaBackend final : public Backend {
     check_not_capturing("upload");
     buffers_.check_slice(dst, "upload", "destination");
     if (dst.count == 0) return;
+    flush();
     const std::int64_t bytes = dst.count * static_cast<std::int64_t>(sizeof(std::int32_t));
     if (upload_used_ + bytes > upload_staging_bytes_) {
       // Every earlier upload must have left the staging buffer before it is reused.
@@ -333,7 +424,8 @@ class CudaBackend final : public Backend {
     const Region& region = regions_[src.buffer.slot];
     Slab& slab = *slabs_[static_cast<std::size_t>(region.slab)];
     const std::int64_t bytes = src.count * static_cast<std::int64_t>(sizeof(std::int32_t));
-    const std::int64_t at = region.offset + src.offset * static_cast<std::int64_t>(sizeof(std::int32_t));
+    const std::int64_t at =
+        region.offset + src.offset * static_cast<std::int64_t>(sizeof(std::int32_t));
     if (slab.used_end <= kMirrorBytesMax) {
       if (slab.mirror_epoch == device_epoch_) {
         Timer timer(*this, Call::kDownloadCached);
@@ -342,6 +434,7 @@ class CudaBackend final : public Backend {
         return;
       }
       Timer timer(*this, Call::kDownload);
+      flush();
       if (!slab.mirror) slab.mirror = pinned_alloc(std::min(slab.bytes, kMirrorBytesMax));
       CAPCHECK_CUDA_CHECK(cudaMemcpyAsync(slab.mirror.get(), slab.base(),
                                           static_cast<std::size_t>(slab.used_end),
@@ -353,8 +446,10 @@ class CudaBackend final : public Backend {
       return;
     }
     Timer timer(*this, Call::kDownload);
+    flush();
     if (bytes > download_staging_bytes_) {
-      download_staging_bytes_ = std::max(2 * download_staging_bytes_, round_up(bytes, kAlignBytes));
+      download_staging_bytes_ =
+          std::max(2 * download_staging_bytes_, round_up(bytes, kAlignBytes));
       download_staging_ = pinned_alloc(download_staging_bytes_);
     }
     CAPCHECK_CUDA_CHECK(cudaMemcpyAsync(download_staging_.get(), slab.base() + at,
@@ -369,7 +464,11 @@ class CudaBackend final : public Backend {
     buffers_.check_op(op);
     switch (capture_) {
       case CaptureState::kNone:
-        enqueue(op);
+        if (batching_) {
+          queue(op);
+        } else {
+          enqueue(op);
+        }
         ++device_epoch_;
         return;
       case CaptureState::kActive:
@@ -387,7 +486,9 @@ class CudaBackend final : public Backend {
     Timer timer(*this, Call::kBeginCapture);
     if (options_.legacy_stream) {
       // Note [capture state on the host]: CUDA refuses this itself; ask it.
-      const cudaError_t error = cudaStreamBeginCapture(stream_raw_, cudaStreamCaptureModeThreadLocal);
+      flush();
+      const cudaError_t error =
+          cudaStreamBeginCapture(stream_raw_, cudaStreamCaptureModeThreadLocal);
       if (error == cudaSuccess) {
         cudaGraph_t graph = nullptr;
         CAPCHECK_CUDA_WARN(cudaStreamEndCapture(stream_raw_, &graph));
@@ -396,11 +497,12 @@ class CudaBackend final : public Backend {
       (void)cudaGetLastError();
       fail(BackendErrorKind::kCaptureUnsupported, "begin_capture",
            "capture on the legacy default stream is not allowed; use a non-blocking stream" +
-               cuda_said(error));
+               (error == cudaSuccess ? std::string(" (CUDA: accepted it)") : cuda_said(error)));
     }
     if (capturing()) {
       fail(BackendErrorKind::kIllegalState, "begin_capture", "the stream is already capturing");
     }
+    flush();  // queued eager work runs before the capture, not inside it
     CAPCHECK_CUDA_CHECK(cudaStreamBeginCapture(stream_raw_, cudaStreamCaptureModeThreadLocal));
     capture_ = CaptureState::kActive;
     capturing_ops_.clear();
@@ -434,7 +536,7 @@ class CudaBackend final : public Backend {
     CapturedGraph captured;
     captured.ops = std::move(ops);
     if (captured_nodes_count_ > 0) {
-      // Only slices of length zero were captured otherwise: nothing to launch.
+      // Otherwise only slices of length zero were captured: nothing to launch.
       cudaGraphExec_t exec = nullptr;
       CAPCHECK_CUDA_CHECK(cudaGraphInstantiate(&exec, graph.get(), 0));
       captured.exec.reset(exec);
@@ -456,6 +558,7 @@ class CudaBackend final : public Backend {
     // Capture rule 5: a node that refers to freed memory is reported, never launched.
     for (const Op& op : it->second.ops) buffers_.check_op(op);
     if (it->second.exec) {
+      flush();
       CAPCHECK_CUDA_CHECK(cudaGraphLaunch(it->second.exec.get(), stream_raw_));
       ++device_epoch_;
     }
@@ -476,6 +579,7 @@ class CudaBackend final : public Backend {
   void synchronize() override {
     Timer timer(*this, Call::kSynchronize);
     check_not_capturing("synchronize");
+    flush();
     sync_stream();
   }
 
@@ -484,6 +588,11 @@ class CudaBackend final : public Backend {
   void set_profiling(bool enabled) {
     profiling_ = enabled;
     if (enabled) profile_ = {};
+  }
+
+  void set_eager_batching(bool enabled) {
+    flush();
+    batching_ = enabled;
   }
 
   std::vector<CudaCallProfile> profile() const {
@@ -521,6 +630,8 @@ class CudaBackend final : public Backend {
       entry.seconds +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     }
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
 
    private:
     CudaBackend& backend_;
@@ -534,19 +645,19 @@ class CudaBackend final : public Backend {
 
   void check_not_capturing(const char* call) {
     if (!capturing()) return;
-    // CUDA: a synchronous call on a capturing stream fails with
+    // CUDA: a synchronizing call on a capturing stream fails with
     // cudaErrorStreamCaptureUnsupported and invalidates the capture. Make the
     // driver see the same illegal synchronization (Note [capture state on the host]).
     std::string confirmation;
     if (capture_ == CaptureState::kActive) {
       const cudaError_t error = cudaStreamSynchronize(stream_raw_);
       (void)cudaGetLastError();
-      confirmation = cuda_said(error);
+      confirmation = error == cudaSuccess ? std::string(" (CUDA: accepted it)") : cuda_said(error);
     }
     capture_ = CaptureState::kInvalidated;
     fail(BackendErrorKind::kCaptureUnsupported, call,
-         "device-to-host synchronization while the stream is capturing; the capture is now "
-         "invalidated" + confirmation);
+         "a synchronizing call while the stream is capturing; the capture is now invalidated" +
+             confirmation);
   }
 
   // Waits for the stream; the upload staging buffer is then free again.
@@ -620,35 +731,25 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // Scratch for overlapping operands grows only at allocation, never during a
-  // capture (cudaMalloc is an unsafe call there). Old scratch stays alive for
-  // the graphs that were captured against it.
+  // Scratch for an overlapping source grows only at allocation, never during
+  // a capture (cudaMalloc is an unsafe call there). Old scratch stays alive
+  // for the graphs that were captured against it.
   void ensure_stage_capacity(std::int64_t count) {
-    if (count <= stage_stride_) return;
+    if (count <= stage_capacity_) return;
     if (stage_) retired_stages_.push_back(std::move(stage_));
-    stage_stride_ = std::max<std::int64_t>(round_up(count, kAlignBytes), 2 * stage_stride_);
-    stage_ = device_alloc(stage_stride_ * kStageCopiesMax *
-                          static_cast<std::int64_t>(sizeof(std::int32_t)));
+    stage_capacity_ = std::max<std::int64_t>(round_up(count, kAlignBytes), 2 * stage_capacity_);
+    stage_ = device_alloc(stage_capacity_ * static_cast<std::int64_t>(sizeof(std::int32_t)));
   }
 
-  // Copies `slice` into scratch copy `index` and returns the copy, for an
-  // operand that overlaps the destination: the sim reads every operand before
-  // it writes, and a kernel must too.
-  const std::int32_t* staged(const Slice& slice, int index) {
-    CAPCHECK_ASSERT(index < kStageCopiesMax);
-    CAPCHECK_ASSERT(slice.count <= stage_stride_);
-    std::int32_t* copy = static_cast<std::int32_t*>(stage_.get()) + index * stage_stride_;
+  // A copy of `slice` in scratch, for a source that overlaps its destination.
+  const std::int32_t* staged(const Slice& slice) {
+    CAPCHECK_ASSERT(slice.count <= stage_capacity_);
+    auto* copy = static_cast<std::int32_t*>(stage_.get());
     CAPCHECK_CUDA_CHECK(cudaMemcpyAsync(copy, element(slice),
                                         static_cast<std::size_t>(slice.count) * sizeof(std::int32_t),
                                         cudaMemcpyDeviceToDevice, stream_raw_));
     ++captured_nodes_count_;
     return copy;
-  }
-
-  // A source operand; staged when it overlaps the destination at another offset.
-  const std::int32_t* operand(const Slice& source, const Slice& dst, int index) {
-    if (overlaps(source, dst) && source.offset != dst.offset) return staged(source, index);
-    return element(source);
   }
 
   template <OpKind kKind>
@@ -658,37 +759,59 @@ class CudaBackend final : public Backend {
     CAPCHECK_CUDA_CHECK_LAUNCH("elementwise_kernel");
   }
 
-  // Issues `op` on the stream (recorded when the stream captures).
+  // Issues `op` as its own kernel on the stream (recorded while capturing).
   void enqueue(const Op& op) {
     if (op.dst.count == 0) return;
+    const std::int32_t* src = nullptr;
+    if (op.kind != OpKind::kFill && op.kind != OpKind::kModelStep) {
+      src = needs_staging(op) ? staged(op.src) : element(op.src);
+    }
     switch (op.kind) {
-      case OpKind::kAdd:
-        launch_elementwise<OpKind::kAdd>(op, operand(op.src, op.dst, 0));
-        break;
-      case OpKind::kSub:
-        launch_elementwise<OpKind::kSub>(op, operand(op.src, op.dst, 0));
-        break;
-      case OpKind::kCopy:
-        launch_elementwise<OpKind::kCopy>(op, operand(op.src, op.dst, 0));
-        break;
-      case OpKind::kFill:
-        launch_elementwise<OpKind::kFill>(op, nullptr);
-        break;
-      case OpKind::kModelStep: {
-        const std::int32_t* ids = operand(op.src, op.dst, 0);
-        const std::int32_t* positions = operand(op.positions, op.dst, 1);
-        const std::int32_t* seq_ids = operand(op.seq_ids, op.dst, 2);
-        // kv_lens is read at any index: any overlap with the output is staged.
-        const std::int32_t* kv_lens =
-            overlaps(op.kv_lens, op.dst) ? staged(op.kv_lens, 3) : element(op.kv_lens);
-        model_step_kernel<<<blocks_for(op.dst.count), kThreadsPerBlock, 0, stream_raw_>>>(
-            element(op.dst), ids, positions, seq_ids, kv_lens, op.dst.count, op.kv_lens.count,
-            error_device_);
+      case OpKind::kAdd: launch_elementwise<OpKind::kAdd>(op, src); break;
+      case OpKind::kSub: launch_elementwise<OpKind::kSub>(op, src); break;
+      case OpKind::kCopy: launch_elementwise<OpKind::kCopy>(op, src); break;
+      case OpKind::kFill: launch_elementwise<OpKind::kFill>(op, nullptr); break;
+      case OpKind::kModelStep:
+        model_step_kernel<<<1, kModelStepThreads, 0, stream_raw_>>>(
+            element(op.dst), element(op.src), element(op.positions), element(op.seq_ids),
+            element(op.kv_lens), op.dst.count, op.kv_lens.count, error_device_);
         CAPCHECK_CUDA_CHECK_LAUNCH("model_step_kernel");
         break;
-      }
     }
     ++captured_nodes_count_;
+  }
+
+  // Note [eager batching]: queues an eager op, or issues it alone when it is
+  // too large for one block or must stage an overlapping source.
+  void queue(const Op& op) {
+    if (op.dst.count == 0) return;
+    if (op.dst.count > kBatchElementsMax || op.kv_lens.count > kBatchElementsMax ||
+        needs_staging(op)) {
+      flush();
+      enqueue(op);
+      return;
+    }
+    BatchedOp& queued = batch_.ops[batch_.count++];
+    queued.kind = op.kind;
+    queued.dst = element(op.dst);
+    queued.count = static_cast<std::int32_t>(op.dst.count);
+    queued.value = op.value;
+    queued.src = op.kind == OpKind::kFill ? nullptr : element(op.src);
+    const bool model = op.kind == OpKind::kModelStep;
+    queued.positions = model ? element(op.positions) : nullptr;
+    queued.seq_ids = model ? element(op.seq_ids) : nullptr;
+    queued.kv_lens = model ? element(op.kv_lens) : nullptr;
+    queued.kv_count = model ? static_cast<std::int32_t>(op.kv_lens.count) : 0;
+    if (batch_.count == kBatchOpsMax) flush();
+  }
+
+  // Issues the queued eager ops as one kernel (Note [eager batching]).
+  void flush() {
+    if (batch_.count == 0) return;
+    Timer timer(*this, Call::kFlush);
+    batch_kernel<<<1, kBatchThreads, 0, stream_raw_>>>(batch_, error_device_);
+    batch_.count = 0;  // dropped even if the launch failed: it is not retried
+    CAPCHECK_CUDA_CHECK_LAUNCH("batch_kernel");
   }
 
   BackendOptions options_;
@@ -696,7 +819,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_raw_ = nullptr;  // what every call is issued to
   detail::BufferTable buffers_;
   std::vector<std::unique_ptr<Slab>> slabs_;
-  std::vector<Region> regions_;  // by buffer slot
+  std::vector<Region> regions_;     // by buffer slot
   std::uint64_t device_epoch_ = 1;  // bumped by every device write
 
   PinnedMemory upload_staging_;
@@ -708,8 +831,11 @@ class CudaBackend final : public Backend {
   KernelErrorRecord* error_device_ = nullptr;
 
   DeviceMemory stage_;
-  std::int64_t stage_stride_ = 0;  // elements per staged copy
+  std::int64_t stage_capacity_ = 0;  // elements
   std::vector<DeviceMemory> retired_stages_;
+
+  bool batching_ = true;
+  OpBatch batch_{};
 
   CaptureState capture_ = CaptureState::kNone;
   std::vector<Op> capturing_ops_;
@@ -769,6 +895,10 @@ std::unique_ptr<Backend> make_cuda_backend(BackendOptions options) {
 
 void cuda_backend_set_profiling(Backend& backend, bool enabled) {
   as_cuda(backend).set_profiling(enabled);
+}
+
+void cuda_backend_set_eager_batching(Backend& backend, bool enabled) {
+  as_cuda(backend).set_eager_batching(enabled);
 }
 
 std::vector<CudaCallProfile> cuda_backend_profile(const Backend& backend) {

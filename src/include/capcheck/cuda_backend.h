@@ -29,8 +29,9 @@ std::string cuda_backend_description();
 
 /// Host time spent in one kind of backend call, when profiling is on.
 struct CudaCallProfile {
-  /// "launch", "upload", "download", "download (cached)", "begin_capture",
-  /// "end_capture", "replay", "allocate", ...
+  /// "launch", "flush (batch)", "upload", "download", "download (cached)",
+  /// "begin_capture", "end_capture", "replay", "allocate", ... A flush is
+  /// also counted inside the call that triggered it.
   std::string call;
   std::int64_t count = 0;
   double seconds = 0.0;
@@ -39,6 +40,11 @@ struct CudaCallProfile {
 /// Turns per-call host timing on or off (off by default; cleared when turned
 /// on). `backend` must come from make_cuda_backend.
 void cuda_backend_set_profiling(Backend& backend, bool enabled);
+
+/// Turns eager batching on (the default) or off: outside capture, queued ops
+/// run as one kernel before the next stream operation instead of one launch
+/// each. Results are identical either way; only the launch count differs.
+void cuda_backend_set_eager_batching(Backend& backend, bool enabled);
 
 /// The per-call timings gathered since profiling was turned on.
 std::vector<CudaCallProfile> cuda_backend_profile(const Backend& backend);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,6 +76,17 @@ struct Scenario {
   std::vector<std::int32_t> input_ids{0};
   /// The single row of the `[1, num_tokens]` position-id tensor.
   std::vector<std::int32_t> position_ids{0};
+  /// One-model speculative decoding's draft loop runs inside the forward and
+  /// moves kv_lens in place (step 0: generation rows -= draft_len - accepted,
+  /// context rows += 1; each later draft step: every row += 1). Needs draft_len >= 1.
+  bool draft_loop = false;
+  /// Per generation request: draft tokens accepted this iteration (0..draft_len),
+  /// read by the draft loop from device memory.
+  std::vector<std::int32_t> num_accepted_tokens{0};
+  /// The last `num_dummy_requests` generation requests are CUDA-graph padding
+  /// dummies (TensorRT-LLM's shared dummy request): no previous tensor, so
+  /// their offsets and accepted counts are zero.
+  std::int32_t num_dummy_requests = 0;
 
   std::int32_t num_seqs() const { return num_contexts + num_generations; }
   std::int32_t num_ctx_tokens() const;
@@ -95,5 +107,8 @@ void validate(const Scenario& scenario);
 
 /// A one-line human summary: key, composition, warmups, protocol, offsets.
 std::string summarize(const Scenario& scenario);
+
+/// Writes summarize(scenario) (so test frameworks print scenarios readably).
+std::ostream& operator<<(std::ostream& out, const Scenario& scenario);
 
 }  // namespace capcheck
