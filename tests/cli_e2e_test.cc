@@ -7,6 +7,10 @@
 #include <regex>
 #include <string>
 #include <sys/wait.h>
+#include <unistd.h>
+#include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "capcheck/backends.h"
 #include "capcheck/token.h"
@@ -196,12 +200,129 @@ TEST(Cli, BadInputExitsTwoWithAMessageNamingTheProblem) {
       {"check --scenario " + data("bad_unknown_field.json"), 2, "unknown field 'warmup'"},
       {"check --scenario " + data("bad_syntax.json"), 2, "invalid scenario JSON"},
       {"check --scenario " + data("bad_batch_size.json"), 2, "batch_size: is 3 but num_contexts + num_generations = 1"},
+      {"run --max-seconds -1", 2, "--max-seconds"},
+      {"run --shrink-budget -5", 2, "--shrink-budget"},
+      {"run --case-timeout x", 2, "--case-timeout"},
+      {"run --json /nonexistent-dir/x.jsonl --cases 1", 2, "--json: cannot write"},
+      {"run --in-flight /nonexistent-dir/x --cases 1", 2, "--in-flight: cannot create"},
   };
   for (const auto& c : cases) {
     const Outcome o = capcheck(c.arguments);
     EXPECT_EQ(o.exit_code, c.exit_code) << "capcheck " << c.arguments << "\n" << o.output;
     EXPECT_CONTAINS(o.output, c.message);
   }
+}
+
+std::string regressions_dir() {
+  const char* dir = std::getenv("CAPCHECK_REGRESSIONS");
+  return dir ? dir : "tests/regressions";
+}
+
+std::string temp_dir(const std::string& name) {
+  const std::string dir = ::testing::TempDir() + "capcheck-e2e-" + name + "-" + std::to_string(getpid());
+  std::string command = "rm -rf '" + dir + "' && mkdir -p '" + dir + "'";
+  EXPECT_EQ(std::system(command.c_str()), 0);
+  return dir;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(Cli, RegressionsAreReplayedFirstUnderTheRunsProtocol) {
+  const Outcome ok = capcheck("run --regressions " + regressions_dir() + " --cases 50 --seed 1");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_CONTAINS(ok.output, "regressions: 5 scenario(s) from");
+  EXPECT_CONTAINS(ok.output, "(+5 regressions)");
+  const Outcome bad =
+      capcheck("run --regressions " + regressions_dir() + " --cases 1 --seed 1 --protocol seed-pr");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_CONTAINS(bad.output, "capture_preserves_inputs violated (seed 1, found by regression");
+}
+
+TEST(Cli, NewFailuresAreAppendedToTheRegressionDirectory) {
+  const std::string dir = temp_dir("append");
+  const Outcome o = capcheck("run --protocol seed-pr --draft-loop off --seed 1 --regressions " +
+                             dir + " -p capture_preserves_inputs");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  const std::string token = token_in(o.output);
+  const std::string file = read_text(dir + "/capcheck-regressions.tokens");
+  EXPECT_CONTAINS(file, "# capture_preserves_inputs protocol=seed-pr mutant=none found ");
+  EXPECT_CONTAINS(file, token + "\n");
+  // Replayed first on the next run, and not appended twice.
+  const Outcome again = capcheck("run --protocol seed-pr --seed 1 --regressions " + dir +
+                                 " -p capture_preserves_inputs");
+  EXPECT_CONTAINS(again.output, "found by regression");
+  EXPECT_EQ(read_text(dir + "/capcheck-regressions.tokens"), file);
+}
+
+TEST(Cli, FailureOutputHasARegressionTestDraft) {
+  const Outcome o = capcheck("run --protocol seed-pr --seed 1 -p first_replay_matches_eager");
+  EXPECT_CONTAINS(o.output, "regression draft (a line for `capcheck run --regressions DIR`):");
+  EXPECT_CONTAINS(o.output, "TEST(Regression, first_replay_matches_eager_");
+  EXPECT_CONTAINS(o.output, "capcheck::decode_token(\"" + token_in(o.output) + "\")");
+}
+
+TEST(Cli, BadRegressionFileNamesFileAndLine) {
+  const std::string dir = temp_dir("bad-regression");
+  std::ofstream(dir + "/broken.tokens") << "# a comment\n\ncc1:not-a-token\n";
+  const Outcome o = capcheck("run --regressions " + dir);
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_CONTAINS(o.output, "broken.tokens:3: invalid token");
+  const Outcome missing = capcheck("run --regressions " + dir + "/nope");
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_CONTAINS(missing.output, "is not a directory");
+}
+
+TEST(Cli, JsonLinesHaveOneRecordPerCase) {
+  const std::string dir = temp_dir("json");
+  const Outcome o = capcheck("run --cases 40 --seed 2 -p capture_preserves_inputs --json " + dir +
+                             "/cases.jsonl");
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  const std::string text = read_text(dir + "/cases.jsonl");
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 40);
+  EXPECT_CONTAINS(text, "\"origin\":\"generate\"");
+  EXPECT_CONTAINS(text, "\"status\":\"passed\"");
+  EXPECT_CONTAINS(text, "\"token\":\"cc1:");
+}
+
+TEST(Cli, MaxSecondsStopsALongRun) {
+  const Outcome o = capcheck("run --cases 100000000 --max-seconds 1 -p capture_preserves_inputs");
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_CONTAINS(o.output, "(stopped by --max-seconds)");
+}
+
+TEST(Cli, ShrinkBudgetBoundsShrinking) {
+  const Outcome o = capcheck("run --protocol seed-pr --seed 1 --shrink-budget 0 -p capture_preserves_inputs");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_CONTAINS(o.output, "stopped by --shrink-budget");
+}
+
+TEST(Cli, AKilledRunLeavesTheInFlightToken) {
+  const std::string dir = temp_dir("in-flight");
+  const std::string file = dir + "/case.token";
+  const char* bin = std::getenv("CAPCHECK_BIN");
+  ASSERT_NE(bin, nullptr);
+  const std::string command = std::string("timeout -s KILL 1 ") + bin +
+                              " run --cases 100000000 --in-flight " + file + " >/dev/null 2>&1";
+  std::system(command.c_str());  // killed mid-run, as by a crash
+  std::string token = read_text(file);
+  token.erase(token.find_last_not_of(" \n") + 1);
+  ASSERT_EQ(token.rfind("cc1:", 0), 0u) << "in-flight file: '" << token << "'";
+  const Outcome o = capcheck("reproduce " + token);
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+}
+
+TEST(Cli, AHungCaseIsReportedWithItsToken) {
+  // A timeout far below one case's run time: the watchdog (polling every
+  // 100 ms) finds a case in flight and reports it as a hang.
+  const Outcome o = capcheck("run --cases 100000000 --case-timeout 0.000000001 --in-flight none");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_CONTAINS(o.output, "ran longer than --case-timeout");
+  EXPECT_CONTAINS(o.output, "reproduce: capcheck reproduce cc1:");
 }
 
 TEST(Cli, UnbuiltBackendIsABackendFailure) {

@@ -14,6 +14,9 @@
 #include "capcheck/errors.h"
 #include "capcheck/harness.h"
 #include "capcheck/properties.h"
+#include "capcheck/regressions.h"
+#include "case_log.h"
+#include <ctime>
 #include "capcheck/token.h"
 #include "rc_runner.h"
 #include <rapidcheck/detail/Configuration.h>
@@ -60,44 +63,119 @@ void print_failure_details(const Verdict& verdict, const Scenario& scenario,
   std::cout << "reproduce: " << reproduce_command(scenario, backend, verdict.property) << '\n';
 }
 
-int run_command(const CommonOptions& common, const std::string& protocol_text,
-                const std::string& mutant_text, int cases, const std::optional<std::uint64_t>& seed,
-                const GenOptions& gen_ranges) {
+struct RunOptions {
+  std::string protocol = "reference";
+  std::string mutant = "none";
+  int cases = 1000;
+  std::optional<std::uint64_t> seed;
+  GenOptions ranges;
+  std::string regressions_dir;
+  double seconds_max = 0.0;
+  int shrink_tries_max = kShrinkTriesMaxDefault;
+  std::string json_path;
+  std::string in_flight_path = "auto";
+  double case_timeout_seconds = 60.0;
+};
+
+std::string today() {
+  const std::time_t now = std::time(nullptr);
+  char text[16];
+  std::strftime(text, sizeof text, "%Y-%m-%d", std::gmtime(&now));
+  return text;
+}
+
+// A ready-to-paste regression: the token line for a regression file, and a
+// GoogleTest that pins the case under the correct protocol.
+void print_regression_draft(const RunResult& failure, const Scenario& scenario,
+                            const std::string& backend) {
+  const std::string token = encode_token(scenario);
+  std::cout << "regression draft (a line for `capcheck run --regressions DIR`):\n"
+            << "  # " << failure.property << " protocol=" << protocol_name(scenario.protocol)
+            << " mutant=" << mutant_name(scenario.mutant) << " found " << today() << '\n'
+            << "  " << token << '\n'
+            << "regression test draft (GoogleTest; holds once the bug is fixed):\n"
+            << "  TEST(Regression, " << failure.property << "_" << std::hex
+            << (ci_seed(token) & 0xffffffu) << std::dec << ") {\n"
+            << "    capcheck::Scenario s = capcheck::decode_token(\"" << token << "\");\n"
+            << "    s.protocol = capcheck::Protocol::kReference;  // the fixed protocol\n"
+            << "    capcheck::Harness harness(capcheck::make_backend(\"" << backend << "\"));\n"
+            << "    EXPECT_TRUE(capcheck::check_property(capcheck::find_property(\""
+            << failure.property << "\"), harness, s).passed);\n"
+            << "  }\n";
+}
+
+// "  (+3 regressions)": how many regression scenarios this property replayed.
+std::string regressions_note(const RunResult& result) {
+  const int replayed =
+      result.regressions_passed + (result.found_by == CaseOrigin::kRegression ? 1 : 0);
+  if (replayed == 0) return "";
+  return fmt::format("  (+{} regression{})", replayed, replayed == 1 ? "" : "s");
+}
+
+int run_command(const CommonOptions& common, const RunOptions& options) {
   RunConfig config;
-  config.cases = cases;
-  config.gen = gen_ranges;
-  config.gen.protocol = parse_protocol(protocol_text);
-  config.gen.mutant = parse_mutant(mutant_text);
+  config.cases = options.cases;
+  config.gen = options.ranges;
+  config.gen.protocol = parse_protocol(options.protocol);
+  config.gen.mutant = parse_mutant(options.mutant);
   validate(config.gen);
+  config.shrink_tries_max = options.shrink_tries_max;
   const auto properties = select_properties(common.properties);
+  config.seconds_max = options.seconds_max / static_cast<double>(properties.size());
+  if (!options.regressions_dir.empty()) {
+    for (auto& entry : load_regressions(options.regressions_dir)) {
+      config.regressions.push_back(std::move(entry.scenario));
+    }
+  }
   Harness harness(make_backend(common.backend));
+  cli::CaseLog log(options.in_flight_path == "auto"   ? cli::default_in_flight_path()
+                   : options.in_flight_path == "none" ? ""
+                                                      : options.in_flight_path,
+                   options.json_path, options.case_timeout_seconds, common.backend);
+  config.observer = &log;
 
   const bool ci = ci_mode();
   std::random_device entropy;
-  std::cout << fmt::format("capcheck run: backend={} protocol={} mutant={} draft_loop={} capture={} "
-                           "cases={} seeds={}\n",
-                           common.backend, protocol_text, mutant_text,
-                           gen_ranges.draft_loop ? "on" : "off",
-                           gen_ranges.capture == CaptureKind::kAny       ? "any"
-                           : gen_ranges.capture == CaptureKind::kStartup ? "startup"
-                                                                        : "runtime",
-                           cases,
-                           seed ? "fixed (--seed)" : ci ? "derived from property names (CI=true)"
-                                                        : "random");
+  std::vector<std::uint64_t> seeds;
+  for (const PropertyInfo* property : properties) {
+    seeds.push_back(options.seed ? *options.seed
+                    : ci         ? ci_seed(property->name)
+                                 : (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy());
+  }
+  std::cout << fmt::format(
+      "capcheck run: backend={} protocol={} mutant={} draft_loop={} capture={} cases={} "
+      "seeds={}\n",
+      common.backend, options.protocol, options.mutant, options.ranges.draft_loop ? "on" : "off",
+      options.ranges.capture == CaptureKind::kAny       ? "any"
+      : options.ranges.capture == CaptureKind::kStartup ? "startup"
+                                                        : "runtime",
+      options.cases,
+      options.seed ? "fixed (--seed)" : ci ? "derived from property names (CI=true)" : "random");
+  if (!config.regressions.empty()) {
+    std::cout << fmt::format("regressions: {} scenario(s) from {} replayed first\n",
+                             config.regressions.size(), options.regressions_dir);
+  }
+  if (!log.in_flight_path().empty()) {
+    std::cout << "in-flight token: " << log.in_flight_path()
+              << " (holds the running case; left behind only if capcheck dies)\n";
+  }
   std::cout << fmt::format("{:<38} {:>20} {:>13} {:<9} {:>9} {:>10}\n", "property", "seed",
                            "cases", "result", "time_s", "cases/s");
   int violated = 0;
   std::vector<RunResult> failures;
-  for (const PropertyInfo* property : properties) {
-    config.seed = seed ? *seed
-                       : ci ? ci_seed(property->name)
-                            : (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy();
-    const RunResult result = run_property(harness, *property, config);
-    const int run_cases = result.cases_passed + (result.passed ? 0 : 1);
-    std::cout << fmt::format("{:<38} {:>20} {:>13} {:<9} {:>9.3f} {:>10.0f}\n", result.property,
-                             result.seed, fmt::format("{}/{}", run_cases, cases),
+  for (std::size_t i = 0; i < properties.size(); ++i) {
+    config.seed = seeds[i];
+    const RunResult result = run_property(harness, *properties[i], config);
+    const bool failed_generated = !result.passed && result.found_by != CaseOrigin::kRegression;
+    const int run_cases = result.cases_passed + (failed_generated ? 1 : 0);
+    const int all_cases = run_cases + result.regressions_passed + (result.passed ? 0 : 1) -
+                          (failed_generated ? 1 : 0);
+    std::cout << fmt::format("{:<38} {:>20} {:>13} {:<9} {:>9.3f} {:>10.0f}{}\n", result.property,
+                             result.seed, fmt::format("{}/{}", run_cases, options.cases),
                              result.passed ? "passed" : "VIOLATED", result.seconds,
-                             result.seconds > 0 ? run_cases / result.seconds : 0.0);
+                             result.seconds > 0 ? all_cases / result.seconds : 0.0,
+                             regressions_note(result) +
+                                 (result.stopped_by_deadline ? "  (stopped by --max-seconds)" : ""));
     std::cout.flush();
     if (!result.passed) {
       ++violated;
@@ -106,10 +184,21 @@ int run_command(const CommonOptions& common, const std::string& protocol_text,
   }
   for (const RunResult& failure : failures) {
     std::cout << fmt::format(
-        "\n--- {} violated (seed {}, after {} passing case(s); shrunk in {} step(s), {} tried)\n",
-        failure.property, failure.seed, failure.cases_passed, failure.shrinks_accepted,
-        failure.shrinks_tried);
+        "\n--- {} violated (seed {}, found by {} after {} passing case(s); shrunk in {} step(s), "
+        "{} tried{})\n",
+        failure.property, failure.seed, case_origin_name(failure.found_by), failure.cases_passed,
+        failure.shrinks_accepted, failure.shrinks_tried,
+        failure.shrink_budget_exhausted ? ", stopped by --shrink-budget" : "");
     print_failure_details(failure.verdict, *failure.counterexample, common.backend);
+    print_regression_draft(failure, *failure.counterexample, common.backend);
+    if (!options.regressions_dir.empty() && failure.found_by != CaseOrigin::kRegression) {
+      Scenario kept = *failure.counterexample;
+      const std::string path = append_regression(
+          options.regressions_dir, kept,
+          fmt::format("{} protocol={} mutant={} found {}", failure.property,
+                      protocol_name(kept.protocol), mutant_name(kept.mutant), today()));
+      std::cout << "appended to " << path << '\n';
+    }
   }
   std::cout << fmt::format("\nsummary: {} propert{} run, {} passed, {} violated\n",
                            properties.size(), properties.size() == 1 ? "y" : "ies",
@@ -183,19 +272,18 @@ int main_impl(int argc, char** argv) {
   app.set_version_flag("--version", "capcheck 0.1.0");
 
   CommonOptions run_common, reproduce_common, check_common;
-  std::string protocol = "reference", mutant = "none";
-  int cases = 1000;
-  std::optional<std::uint64_t> seed;
-  GenOptions ranges;
+  RunOptions run_options;
+  GenOptions& ranges = run_options.ranges;
   auto* run = app.add_subcommand("run", "run properties over generated scenarios");
   add_common(run, run_common);
-  run->add_option("--protocol", protocol, "capture protocol: reference, pre-fix, seed-pr, snapshot-restore")
+  run->add_option("--protocol", run_options.protocol,
+                  "capture protocol: reference, pre-fix, seed-pr, snapshot-restore")
       ->default_val("reference");
-  run->add_option("--mutant", mutant, "subject mutant (see `list`)")->default_val("none");
-  run->add_option("--cases,-n", cases, "generated cases per property")
+  run->add_option("--mutant", run_options.mutant, "subject mutant (see `list`)")->default_val("none");
+  run->add_option("--cases,-n", run_options.cases, "generated cases per property")
       ->default_val(1000)
       ->check(CLI::Range(1, kCasesMax));
-  run->add_option("--seed,-s", seed,
+  run->add_option("--seed,-s", run_options.seed,
                   "RapidCheck seed (default: random; derived from the property name under CI=true)")
       ->check(CLI::NonNegativeNumber);
   run->add_option("--batch-size-max", ranges.batch_size_max, "largest generated batch")
@@ -215,6 +303,24 @@ int main_impl(int argc, char** argv) {
           {"any", CaptureKind::kAny}, {"startup", CaptureKind::kStartup},
           {"runtime", CaptureKind::kRuntime}}))
       ->default_str("any");
+  run->add_option("--regressions", run_options.regressions_dir,
+                  "directory of token files replayed before new cases; new failures are appended");
+  run->add_option("--max-seconds", run_options.seconds_max,
+                  "time budget of the whole run, shared by the properties (0: none)")
+      ->check(CLI::Range(0.0, 1e9));
+  run->add_option("--shrink-budget", run_options.shrink_tries_max,
+                  "most shrink candidates tried per failure")
+      ->default_val(kShrinkTriesMaxDefault)
+      ->check(CLI::Range(0, 100000000));
+  run->add_option("--json", run_options.json_path, "write one JSON line per case to this file");
+  run->add_option("--in-flight", run_options.in_flight_path,
+                  "file holding the token of the running case: a path, 'auto' (a temp file) or "
+                  "'none'")
+      ->default_val("auto");
+  run->add_option("--case-timeout", run_options.case_timeout_seconds,
+                  "seconds after which a case is reported as a hang (0: never)")
+      ->default_val(60.0)
+      ->check(CLI::Range(0.0, 1e6));
 
   std::string token;
   bool print_json = false;
@@ -243,7 +349,7 @@ int main_impl(int argc, char** argv) {
     return static_cast<int>(ExitCode::kUsage);
   }
 
-  if (run->parsed()) return run_command(run_common, protocol, mutant, cases, seed, ranges);
+  if (run->parsed()) return run_command(run_common, run_options);
   if (reproduce->parsed()) {
     return check_scenario(reproduce_common, decode_token(token), print_json);
   }
