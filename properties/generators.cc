@@ -114,11 +114,29 @@ rc::Gen<Scenario> gen_scenario(const GenOptions& options) {
             accepted[static_cast<std::size_t>(k)] - draft_len;
       }
     }
+    // CUDA-graph padding: the last generation rows may be dummies, which have
+    // no previous tensor (zero offsets, nothing accepted).
+    // At least one real generation request stays: a batch is padded up, never
+    // made of dummies alone.
+    s.num_dummy_requests =
+        s.num_generations > 1 && *gen::resize(100, gen::inRange<std::int32_t>(0, 4)) == 3
+            ? *gen::inRange<std::int32_t>(1, s.num_generations)
+            : 0;
+    const std::int32_t first_dummy = s.num_generations - s.num_dummy_requests;
+    for (std::int32_t g = first_dummy; g < s.num_generations; ++g) {
+      for (std::int32_t j = 0; j <= draft_len; ++j) {
+        s.previous_pos_id_offsets[static_cast<std::size_t>(g * (1 + draft_len) + j)] = 0;
+      }
+      if (chunked == 0) s.previous_kv_lens_offsets[static_cast<std::size_t>(g)] = 0;
+    }
     s.draft_loop = o.draft_loop && draft_len > 0;
     s.num_accepted_tokens =
         s.draft_loop ? seeded_values(*gen::inRange<std::uint32_t>(0, 1u << 31), s.num_generations,
                                      draft_len + 1)
                      : std::vector<std::int32_t>(static_cast<std::size_t>(s.num_generations), 0);
+    for (std::int32_t g = first_dummy; g < s.num_generations; ++g) {
+      s.num_accepted_tokens[static_cast<std::size_t>(g)] = 0;
+    }
     validate(s);
     return s;
   });

@@ -5,6 +5,9 @@
 #if defined(CAPCHECK_HAVE_TORCH)
 #include "capcheck/torch_backend.h"
 #endif
+#if defined(CAPCHECK_HAVE_CUDA)
+#include "capcheck/cuda_backend.h"
+#endif
 
 namespace capcheck {
 
@@ -16,7 +19,15 @@ std::vector<BackendInfo> list_backends() {
 #else
   backends.push_back({"torch", false, false, "not built: LibTorch was not found at configure time"});
 #endif
+#if defined(CAPCHECK_HAVE_CUDA)
+  {
+    std::string why;
+    const bool available = cuda_device_available(&why);
+    backends.push_back({"cuda", true, available, available ? cuda_backend_description() : why});
+  }
+#else
   backends.push_back({"cuda", false, false, "not built: configure with -DCAPCHECK_ENABLE_CUDA=ON"});
+#endif
   return backends;
 }
 
@@ -24,6 +35,9 @@ std::unique_ptr<Backend> make_backend(std::string_view name, BackendOptions opti
   if (name == "sim") return make_sim_backend(options);
 #if defined(CAPCHECK_HAVE_TORCH)
   if (name == "torch") return make_torch_backend(options);
+#endif
+#if defined(CAPCHECK_HAVE_CUDA)
+  if (name == "cuda") return make_cuda_backend(options);
 #endif
   for (const auto& info : list_backends()) {
     if (info.name == name) {

@@ -123,19 +123,23 @@ class Harness::Impl {
     if (!factory_) factory_ = make_trtllm_subject;
   }
 
-  Subject& fitted(std::unique_ptr<Subject>& subject, const Scenario& scenario) {
-    if (!subject || !limits_.fits(scenario)) {
-      if (!limits_.fits(scenario)) {
-        limits_.seqs_max = std::max(limits_.seqs_max, scenario.num_seqs());
-        limits_.tokens_max = std::max(limits_.tokens_max, scenario.num_tokens());
-        graph_.reset();
-        eager_.reset();
-      }
+  Subject& fitted(std::unique_ptr<Subject>& subject, const Scenario& scenario, bool reset = true) {
+    grow(SubjectLimits{scenario.num_seqs(), scenario.num_tokens()});
+    const bool fresh = !subject;
+    if (fresh) {
       subject = factory_(backend_, limits_);
       CAPCHECK_ASSERT(subject != nullptr);
     }
-    subject->reset();
+    if (reset && !fresh) subject->reset();
     return *subject;
+  }
+
+  void grow(const SubjectLimits& needed) {
+    if (needed.seqs_max <= limits_.seqs_max && needed.tokens_max <= limits_.tokens_max) return;
+    limits_.seqs_max = std::max(limits_.seqs_max, needed.seqs_max);
+    limits_.tokens_max = std::max(limits_.tokens_max, needed.tokens_max);
+    graph_.reset();
+    eager_.reset();
   }
 
   TracingBackend backend_;
@@ -158,6 +162,12 @@ Subject& Harness::graph_subject(const Scenario& scenario) {
 
 Subject& Harness::eager_subject(const Scenario& scenario) {
   return impl_->fitted(impl_->eager_, scenario);
+}
+
+void Harness::reserve(const SubjectLimits& limits) { impl_->grow(limits); }
+
+Subject& Harness::continuing_graph_subject(const Scenario& scenario) {
+  return impl_->fitted(impl_->graph_, scenario, /*reset=*/false);
 }
 
 void Harness::start_trace() { impl_->backend_.set_enabled(true); }

@@ -136,6 +136,39 @@ CaptureRun capture_and_replay(Harness& harness, const Scenario& scenario) {
   return run;
 }
 
+// The first token where `actual` differs from `expected`, as a failed verdict
+// whose message starts with `what`; nullopt when equal.
+std::optional<Verdict> compare_logits(std::string_view name, const std::string& what,
+                                      const std::vector<std::int32_t>& expected,
+                                      const std::vector<std::int32_t>& actual) {
+  CAPCHECK_ASSERT(expected.size() == actual.size());
+  for (std::size_t t = 0; t < expected.size(); ++t) {
+    if (expected[t] == actual[t]) continue;
+    return fail(name,
+                what + " computed logits[" + std::to_string(t) + "] = " +
+                    std::to_string(actual[t]) + " where " + std::to_string(expected[t]) +
+                    " is expected",
+                Mismatch{"logits", static_cast<std::int64_t>(t), expected[t], actual[t]});
+  }
+  return std::nullopt;
+}
+
+std::vector<std::int32_t> eager_logits(Harness& harness, const Scenario& scenario) {
+  Subject& eager = harness.eager_subject(scenario);
+  eager.prepare(scenario);
+  return read(harness.backend(), eager.forward_eager());
+}
+
+// The i-th follow-up iteration of `s` with the same graph key: every request
+// one step further (ids, positions and kv_lens advance).
+Scenario follow_up(const Scenario& s, std::int32_t i) {
+  Scenario next = s;
+  for (auto& id : next.input_ids) id = (id + 7919 * i) % 32000;
+  for (auto& position : next.position_ids) position += i;
+  for (auto& kv : next.kv_lens) kv += i;
+  return next;
+}
+
 }  // namespace
 
 Verdict capture_preserves_inputs(Harness& harness, const Scenario& scenario) {
@@ -251,6 +284,87 @@ Verdict postprocess_inverts_preprocess(Harness& harness, const Scenario& scenari
   return v;
 }
 
+Verdict replays_match_eager(Harness& harness, const Scenario& scenario) {
+  constexpr std::string_view kName = "replays_match_eager";
+  constexpr std::int32_t kFollowUps = 3;
+  std::vector<std::vector<std::int32_t>> replayed;
+  {
+    Subject& graph = harness.graph_subject(scenario);
+    graph.prepare(scenario);
+    graph.capture();
+    replayed.push_back(read(harness.backend(), graph.replay()));
+    for (std::int32_t i = 1; i <= kFollowUps; ++i) {
+      graph.prepare(follow_up(scenario, i));  // the next iteration, same key
+      replayed.push_back(read(harness.backend(), graph.replay()));
+    }
+  }
+  for (std::int32_t i = 0; i <= kFollowUps; ++i) {
+    const auto expected = eager_logits(harness, follow_up(scenario, i));
+    if (auto v = compare_logits(kName,
+                                i == 0 ? std::string("the first replay")
+                                       : "replay " + std::to_string(i + 1) + " (follow-up " +
+                                             std::to_string(i) + ")",
+                                expected, replayed[static_cast<std::size_t>(i)])) {
+      return *v;
+    }
+  }
+  return pass(kName);
+}
+
+Verdict padding_is_inert(Harness& harness, const Scenario& scenario) {
+  constexpr std::string_view kName = "padding_is_inert";
+  // The same batch without its padding dummies (the last generation rows).
+  Scenario real = scenario;
+  const std::int32_t dummies = scenario.num_dummy_requests;
+  const std::int32_t real_generations = scenario.num_generations - dummies;
+  const std::int32_t gen_tokens = real_generations * (1 + scenario.key.draft_len);
+  const std::int32_t tokens = scenario.num_ctx_tokens() + gen_tokens;
+  real.num_dummy_requests = 0;
+  real.num_generations = real_generations;
+  real.key.batch_size = scenario.num_contexts + real_generations;
+  real.seq_lens.resize(static_cast<std::size_t>(real.key.batch_size));
+  real.kv_lens.resize(static_cast<std::size_t>(real.key.batch_size));
+  real.num_accepted_tokens.resize(static_cast<std::size_t>(real_generations));
+  real.input_ids.resize(static_cast<std::size_t>(tokens));
+  real.position_ids.resize(static_cast<std::size_t>(tokens));
+  real.previous_pos_id_offsets.resize(static_cast<std::size_t>(gen_tokens));
+  if (real.num_chunked_ctx_requests == 0) {
+    real.previous_kv_lens_offsets.resize(static_cast<std::size_t>(real_generations));
+  }
+  if (real.key.batch_size == 0) return pass(kName);  // nothing but padding
+  validate(real);
+  const auto padded = eager_logits(harness, scenario);
+  const auto unpadded = eager_logits(harness, real);
+  const std::vector<std::int32_t> real_rows(padded.begin(), padded.begin() + tokens);
+  if (auto v = compare_logits(kName,
+                              "with " + std::to_string(dummies) +
+                                  " padding dummy row(s), the forward",
+                              unpadded, real_rows)) {
+    return *v;
+  }
+  return pass(kName);
+}
+
+Verdict static_inputs_fully_copied(Harness& harness, const Scenario& scenario) {
+  constexpr std::string_view kName = "static_inputs_fully_copied";
+  constexpr std::int32_t kPoisons[] = {0x5eed5eed, -0x0badf00d};
+  std::vector<std::vector<std::int32_t>> outputs;
+  for (const std::int32_t poison : kPoisons) {
+    // Whatever the static buffers held before the replay must not matter.
+    Subject& graph = harness.graph_subject(scenario);
+    graph.prepare(scenario);
+    graph.capture();
+    for (const NamedSlice& input : graph.static_inputs()) harness.backend().fill(input.slice, poison);
+    outputs.push_back(read(harness.backend(), graph.replay()));
+  }
+  if (auto v = compare_logits(kName, "a replay over differently poisoned static inputs", outputs[0],
+                              outputs[1])) {
+    v->notes.push_back("replay does not overwrite every captured element of the static inputs");
+    return *v;
+  }
+  return pass(kName);
+}
+
 Verdict canary_forward_never_changes_kv_lens(Harness& harness, const Scenario& scenario) {
   constexpr std::string_view kName = "canary_forward_never_changes_kv_lens";
   Subject& subject = harness.eager_subject(scenario);
@@ -282,6 +396,14 @@ const std::vector<PropertyInfo>& all_properties() {
       {"postprocess_inverts_preprocess",
        "postprocess after preprocess is the identity on every persistent buffer, on every branch",
        &postprocess_inverts_preprocess},
+      {"replays_match_eager",
+       "every replay over follow-up iterations (re-prepare, replay) equals an eager forward",
+       &replays_match_eager},
+      {"padding_is_inert", "padding dummy rows never change the real rows' outputs",
+       &padding_is_inert},
+      {"static_inputs_fully_copied",
+       "a replay's output does not depend on what the static input buffers held before it",
+       &static_inputs_fully_copied},
       {"canary_forward_never_changes_kv_lens",
        "CANARY (must fail): an eager forward leaves every persistent buffer unchanged",
        &canary_forward_never_changes_kv_lens, /*canary=*/true},

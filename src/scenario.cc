@@ -12,8 +12,9 @@ namespace {
 
 constexpr std::string_view kProtocolNames[kProtocolCount] = {"reference", "pre-fix", "seed-pr",
                                                              "snapshot-restore"};
-constexpr std::string_view kMutantNames[kMutantCount] = {"none", "chunked-branch-asymmetry",
-                                                         "partial-static-copy"};
+constexpr std::string_view kMutantNames[kMutantCount] = {
+    "none", "chunked-branch-asymmetry", "partial-static-copy", "padded-rows-not-inert",
+    "replay-without-prepare"};
 
 template <std::size_t N>
 std::string join_names(const std::string_view (&names)[N]) {

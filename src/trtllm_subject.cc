@@ -87,7 +87,11 @@ class TrtllmSubject final : public Subject {
     backend_.upload(range(input_ids_, 0, num_tokens_), s.input_ids.data());
     backend_.upload(range(position_ids_, 0, num_tokens_), s.position_ids.data());
     backend_.upload(range(seq_lens_, 0, s.num_seqs()), s.seq_lens.data());
-    backend_.upload(range(kv_lens_, 0, s.num_seqs()), s.kv_lens.data());
+    // attn_metadata.prepare() rewrites kv_lens_cuda from host every iteration;
+    // the mutant skips it when the key's graph already exists.
+    const bool skip_kv_rewrite = s.mutant == Mutant::kReplayWithoutPrepare &&
+                                 graphs_.count(key_index(s.key)) > 0;
+    if (!skip_kv_rewrite) backend_.upload(range(kv_lens_, 0, s.num_seqs()), s.kv_lens.data());
     backend_.upload(range(seq_ids_, 0, num_tokens_), seq_ids_host_.data());
     backend_.upload(range(pos_offsets_, 0, num_tokens_ - num_ctx_tokens_),
                     s.previous_pos_id_offsets.data());
@@ -102,6 +106,11 @@ class TrtllmSubject final : public Subject {
   }
 
   const std::vector<NamedSlice>& persistent_buffers() const override { return persistent_; }
+
+  std::vector<NamedSlice> static_inputs() const override {
+    return {NamedSlice{"static_input_ids", whole(static_input_ids_)},
+            NamedSlice{"static_position_ids", whole(static_position_ids_)}};
+  }
 
   void preprocess() override {
     require_prepared("preprocess");
@@ -209,6 +218,14 @@ class TrtllmSubject final : public Subject {
     if (chunked_branch) {
       apply(range(kv_lens_, s.num_contexts - s.num_chunked_ctx_requests, s.num_contexts),
             range(kv_offsets_, 0, s.num_chunked_ctx_requests));
+    } else if (s.mutant == Mutant::kPaddedRowsNotInert && s.num_dummy_requests > 0) {
+      // The bug: the previous tensor's rows are taken as if the padding
+      // dummies came first, so real row g reads the offset of row g + dummies.
+      const std::int64_t rows = s.num_generations;
+      const std::int64_t shift = s.num_dummy_requests;
+      const std::int64_t first = s.num_contexts;
+      apply(range(kv_lens_, first, first + rows - shift), range(kv_offsets_, shift, rows));
+      apply(range(kv_lens_, first + rows - shift, first + rows), range(kv_offsets_, 0, shift));
     } else {
       const std::int64_t count = std::min(s.num_generations, s.kv_offsets_count());
       apply(range(kv_lens_, s.num_contexts, s.num_contexts + count), range(kv_offsets_, 0, count));

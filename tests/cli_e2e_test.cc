@@ -64,13 +64,15 @@ std::string token_in(const std::string& output) {
 TEST(Cli, ReferencePassesEveryPropertyAtAThousandCases) {
   const Outcome o = capcheck("run --protocol reference --cases 1000 --seed 3");
   EXPECT_EQ(o.exit_code, 0) << o.output;
-  for (const char* property : {"capture_preserves_inputs", "first_replay_matches_eager",
-                               "warmup_count_invariant", "postprocess_inverts_preprocess"}) {
+  for (const char* property :
+       {"capture_preserves_inputs", "first_replay_matches_eager", "warmup_count_invariant",
+        "postprocess_inverts_preprocess", "replays_match_eager", "padding_is_inert",
+        "static_inputs_fully_copied"}) {
     EXPECT_TRUE(std::regex_search(o.output, std::regex(std::string(property) +
                                                        " +3 +1000/1000 passed")))
         << property << "\n" << o.output;
   }
-  EXPECT_CONTAINS(o.output, "summary: 4 properties run, 4 passed, 0 violated");
+  EXPECT_CONTAINS(o.output, "summary: 7 properties run, 7 passed, 0 violated");
 }
 
 TEST(Cli, SeedPrIsViolatedWithAMinimalScenarioAndAReproduceLine) {
@@ -83,7 +85,7 @@ TEST(Cli, SeedPrIsViolatedWithAMinimalScenarioAndAReproduceLine) {
                   "context (0 chunked), 1 generation");
   EXPECT_CONTAINS(o.output, "previous_pos_id_offsets=[1,1] previous_kv_lens_offsets=[-1]");
   EXPECT_CONTAINS(o.output, "first difference: static_position_ids[0] expected 0, got -1");
-  EXPECT_CONTAINS(o.output, "summary: 4 properties run, 2 passed, 2 violated");
+  EXPECT_CONTAINS(o.output, "summary: 7 properties run, 4 passed, 3 violated");
   const std::string token = token_in(o.output);
   ASSERT_FALSE(token.empty()) << o.output;
 
@@ -140,7 +142,7 @@ TEST(Cli, ReproduceOfAPassingScenarioExitsZeroAndPrintsJson) {
   const Outcome o = capcheck("reproduce " + encode_token(s) + " --print-json");
   EXPECT_EQ(o.exit_code, 0) << o.output;
   EXPECT_CONTAINS(o.output, "\"protocol\": \"reference\"");
-  EXPECT_CONTAINS(o.output, "summary: 4 properties checked, 4 passed, 0 violated");
+  EXPECT_CONTAINS(o.output, "summary: 7 properties checked, 7 passed, 0 violated");
 }
 
 TEST(Cli, CanaryMustFail) {

@@ -24,7 +24,7 @@ TEST(Generators, EveryScenarioIsValidAndTheSpaceIsCovered) {
   GenOptions options;
   options.protocol = Protocol::kSeedPr;
   std::set<std::int32_t> batch_sizes, warmups, draft_lens;
-  int chunked = 0, contexts = 0, runtime = 0, startup = 0, generation_only = 0;
+  int chunked = 0, contexts = 0, runtime = 0, startup = 0, generation_only = 0, padded = 0;
   for (const Scenario& s : sample(options, 3000, 7)) {
     ASSERT_NO_THROW(validate(s));
     EXPECT_EQ(s.protocol, Protocol::kSeedPr);
@@ -39,9 +39,14 @@ TEST(Generators, EveryScenarioIsValidAndTheSpaceIsCovered) {
       EXPECT_GE(s.previous_kv_lens_offsets[k], -s.key.draft_len);
       EXPECT_LE(s.previous_kv_lens_offsets[k], 0);
     }
+    const std::int32_t real_gen_tokens =
+        (s.num_generations - s.num_dummy_requests) * (1 + s.key.draft_len);
     if (!s.offsets_are_zero()) {
-      for (auto offset : s.previous_pos_id_offsets) EXPECT_GE(offset, 1);
+      for (std::int32_t t = 0; t < real_gen_tokens; ++t) {
+        EXPECT_GE(s.previous_pos_id_offsets[static_cast<std::size_t>(t)], 1);
+      }
     }
+    padded += s.num_dummy_requests > 0;
   }
   EXPECT_EQ(batch_sizes.size(), 64u);
   EXPECT_EQ(warmups, (std::set<std::int32_t>{0, 1, 2, 3, 4}));
@@ -51,6 +56,7 @@ TEST(Generators, EveryScenarioIsValidAndTheSpaceIsCovered) {
   EXPECT_GT(generation_only, 30);
   EXPECT_GT(runtime, 500);
   EXPECT_GT(startup, 300);
+  EXPECT_GT(padded, 300);
 }
 
 TEST(Generators, BadRangesAreUsageErrors) {

@@ -25,8 +25,10 @@ RunResult run(Harness& harness, const char* property, Protocol protocol, Mutant 
   return run_property(harness, find_property(property), config);
 }
 
-const char* const kProperties[] = {"capture_preserves_inputs", "first_replay_matches_eager",
-                                   "warmup_count_invariant", "postprocess_inverts_preprocess"};
+const char* const kProperties[] = {"capture_preserves_inputs",       "first_replay_matches_eager",
+                                   "warmup_count_invariant",         "postprocess_inverts_preprocess",
+                                   "replays_match_eager",            "padding_is_inert",
+                                   "static_inputs_fully_copied"};
 
 TEST(Properties, ReferenceWithoutMutantPassesEveryProperty) {
   Harness harness(make_sim_backend());
@@ -47,25 +49,27 @@ struct Expectation {
 };
 
 TEST(Properties, EachProtocolAndMutantIsKilledByTheExpectedProperties) {
-  const std::vector<std::string> all = {"capture_preserves_inputs", "first_replay_matches_eager",
-                                        "warmup_count_invariant", "postprocess_inverts_preprocess"};
+  const std::string capture = "capture_preserves_inputs", first = "first_replay_matches_eager",
+                    warmups = "warmup_count_invariant", inverse = "postprocess_inverts_preprocess",
+                    replays = "replays_match_eager", padding = "padding_is_inert",
+                    statics = "static_inputs_fully_copied";
   const std::vector<Expectation> table = {
       // Without the draft loop (the bug of PR #7373 alone).
       {false, Protocol::kReference, Mutant::kNone, {}},
-      {false, Protocol::kPreFix, Mutant::kNone,
-       {"capture_preserves_inputs", "first_replay_matches_eager", "warmup_count_invariant"}},
-      {false, Protocol::kSeedPr, Mutant::kNone,
-       {"capture_preserves_inputs", "first_replay_matches_eager"}},
-      {false, Protocol::kSnapshotRestore, Mutant::kNone, {"capture_preserves_inputs"}},
+      {false, Protocol::kPreFix, Mutant::kNone, {capture, first, warmups, replays}},
+      {false, Protocol::kSeedPr, Mutant::kNone, {capture, first, replays}},
+      {false, Protocol::kSnapshotRestore, Mutant::kNone, {capture}},
       // With the one-model draft loop: its kv_lens drift during warmups is undone
       // only by snapshot-restore and reference (PR #11696).
-      {true, Protocol::kPreFix, Mutant::kNone,
-       {"capture_preserves_inputs", "first_replay_matches_eager", "warmup_count_invariant"}},
-      {true, Protocol::kSeedPr, Mutant::kNone,
-       {"capture_preserves_inputs", "first_replay_matches_eager", "warmup_count_invariant"}},
-      {true, Protocol::kSnapshotRestore, Mutant::kNone, {"capture_preserves_inputs"}},
-      {true, Protocol::kReference, Mutant::kChunkedBranchAsymmetry, all},
-      {true, Protocol::kReference, Mutant::kPartialStaticCopy, {"first_replay_matches_eager"}},
+      {true, Protocol::kReference, Mutant::kNone, {}},
+      {true, Protocol::kPreFix, Mutant::kNone, {capture, first, warmups, replays}},
+      {true, Protocol::kSeedPr, Mutant::kNone, {capture, first, warmups, replays}},
+      {true, Protocol::kSnapshotRestore, Mutant::kNone, {capture}},
+      {true, Protocol::kReference, Mutant::kChunkedBranchAsymmetry,
+       {capture, first, warmups, inverse, replays}},
+      {true, Protocol::kReference, Mutant::kPartialStaticCopy, {first, replays, statics}},
+      {true, Protocol::kReference, Mutant::kPaddedRowsNotInert, {padding}},
+      {true, Protocol::kReference, Mutant::kReplayWithoutPrepare, {replays}},
   };
   Harness harness(make_sim_backend());
   std::map<std::string, int> kills;

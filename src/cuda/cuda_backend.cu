@@ -35,10 +35,16 @@
 // Note [eager batching]: outside capture, ops are not launched one by one.
 // They are queued on the host (after the same argument checks, which still
 // throw at launch()) and issued as one kernel that runs them in order in one
-// thread block, a barrier between ops, before the next call that touches the
-// stream (upload, download, synchronize, allocate, begin_capture, replay).
-// Stream order, and so every result, is that of one launch per op; only the
-// launch count changes (a subject's reset() is twelve fills). Captured ops
+// thread block, a barrier between ops, before the next call that needs the
+// stream (download, synchronize, allocate, begin_capture, replay). Uploads
+// join the queue: their bytes are staged in pinned memory, all staged bytes
+// travel in one host-to-device copy at the flush, and a queued copy moves
+// each upload to its destination in program order.
+// Ops that touch disjoint elements form a wave and run without a barrier
+// between them (a reset's twelve fills are one wave); an op that reads or
+// writes what an earlier op of the wave writes (or writes what it reads)
+// starts a new wave. Stream order, and so every result, is that of one
+// launch per op; only the launch count changes. Captured ops
 // are never batched: each is its own kernel node in the graph, as an engine's
 // would be. cuda_backend_set_eager_batching() turns batching off.
 #include "capcheck/cuda_backend.h"
@@ -236,6 +242,7 @@ struct BatchedOp {
   std::int32_t kv_count;
   std::int32_t value;
   OpKind kind;
+  bool wave_end;  // a barrier follows: a later op of the batch depends on this wave
 };
 
 struct OpBatch {
@@ -252,8 +259,10 @@ __global__ void __launch_bounds__(kBatchThreads)
       model_step_block(op.dst, op.src, op.positions, op.seq_ids, op.kv_lens, op.count,
                        op.kv_count, error);
     } else {
+      // Ops of one wave touch disjoint elements: no barrier between them, so
+      // their memory accesses overlap in time.
       elementwise(op.kind, op.dst, op.src, op.count, op.value, threadIdx.x, blockDim.x);
-      __syncthreads();
+      if (op.wave_end) __syncthreads();
     }
   }
 }
@@ -340,6 +349,7 @@ class CudaBackend final : public Backend {
     CAPCHECK_CUDA_CHECK(cudaHostGetDevicePointer(&device_pointer, error_host_.get(), 0));
     error_device_ = static_cast<KernelErrorRecord*>(device_pointer);
     upload_staging_ = pinned_alloc(kStagingBytesMin);
+    upload_device_ = device_alloc(kStagingBytesMin);
     upload_staging_bytes_ = kStagingBytesMin;
     download_staging_ = pinned_alloc(kStagingBytesMin);
     download_staging_bytes_ = kStagingBytesMin;
@@ -399,22 +409,31 @@ class CudaBackend final : public Backend {
     check_not_capturing("upload");
     buffers_.check_slice(dst, "upload", "destination");
     if (dst.count == 0) return;
-    flush();
     const std::int64_t bytes = dst.count * static_cast<std::int64_t>(sizeof(std::int32_t));
-    if (upload_used_ + bytes > upload_staging_bytes_) {
-      // Every earlier upload must have left the staging buffer before it is reused.
-      wait_stream();
-      if (bytes > upload_staging_bytes_) {
-        upload_staging_bytes_ = std::max(2 * upload_staging_bytes_, round_up(bytes, kAlignBytes));
-        upload_staging_ = pinned_alloc(upload_staging_bytes_);
-      }
-    }
-    char* staging = static_cast<char*>(upload_staging_.get()) + upload_used_;
-    std::memcpy(staging, src, static_cast<std::size_t>(bytes));
-    CAPCHECK_CUDA_CHECK(cudaMemcpyAsync(element(dst), staging, static_cast<std::size_t>(bytes),
-                                        cudaMemcpyHostToDevice, stream_raw_));
-    upload_used_ += round_up(bytes, 64);
+    reserve_staging(round_up(bytes, 64));
+    const std::int64_t at = upload_used_;
+    std::memcpy(static_cast<char*>(upload_staging_.get()) + at, src, static_cast<std::size_t>(bytes));
     ++device_epoch_;
+    if (batching_ && dst.count <= kBatchElementsMax) {
+      upload_used_ += round_up(bytes, 64);
+      // Note [eager batching]: the staged bytes travel in one copy at the
+      // next flush; the batch then copies them to the destination.
+      BatchedOp queued{};
+      queued.kind = OpKind::kCopy;
+      queued.dst = element(dst);
+      queued.src = reinterpret_cast<const std::int32_t*>(static_cast<char*>(upload_device_.get()) + at);
+      queued.count = static_cast<std::int32_t>(dst.count);
+      if (conflicts(dst, true)) end_wave();
+      wave_writes_.push_back(dst);
+      push(queued);
+      return;
+    }
+    flush();  // everything queued and staged before this upload goes first
+    CAPCHECK_CUDA_CHECK(cudaMemcpyAsync(element(dst), static_cast<char*>(upload_staging_.get()) + at,
+                                        static_cast<std::size_t>(bytes), cudaMemcpyHostToDevice,
+                                        stream_raw_));
+    upload_used_ += round_up(bytes, 64);
+    upload_flushed_ = upload_used_;
   }
 
   void download(Slice src, std::int32_t* dst) override {
@@ -662,8 +681,21 @@ class CudaBackend final : public Backend {
 
   // Waits for the stream; the upload staging buffer is then free again.
   void wait_stream() {
+    flush();
     CAPCHECK_CUDA_CHECK(cudaStreamSynchronize(stream_raw_));
     upload_used_ = 0;
+    upload_flushed_ = 0;
+  }
+
+  // Room for `bytes` more staged upload bytes. Staged bytes are reused only
+  // after the stream has consumed them (a synchronization).
+  void reserve_staging(std::int64_t bytes) {
+    if (upload_used_ + bytes <= upload_staging_bytes_) return;
+    wait_stream();
+    if (bytes <= upload_staging_bytes_) return;
+    upload_staging_bytes_ = std::max(2 * upload_staging_bytes_, round_up(bytes, kAlignBytes));
+    upload_staging_ = pinned_alloc(upload_staging_bytes_);
+    upload_device_ = device_alloc(upload_staging_bytes_);
   }
 
   // Waits for the stream and reports a kernel-side error (Note [model_step bounds]).
@@ -791,26 +823,73 @@ class CudaBackend final : public Backend {
       enqueue(op);
       return;
     }
-    BatchedOp& queued = batch_.ops[batch_.count++];
+    BatchedOp queued{};
     queued.kind = op.kind;
     queued.dst = element(op.dst);
     queued.count = static_cast<std::int32_t>(op.dst.count);
     queued.value = op.value;
     queued.src = op.kind == OpKind::kFill ? nullptr : element(op.src);
-    const bool model = op.kind == OpKind::kModelStep;
-    queued.positions = model ? element(op.positions) : nullptr;
-    queued.seq_ids = model ? element(op.seq_ids) : nullptr;
-    queued.kv_lens = model ? element(op.kv_lens) : nullptr;
-    queued.kv_count = model ? static_cast<std::int32_t>(op.kv_lens.count) : 0;
+    if (op.kind == OpKind::kModelStep) {
+      queued.positions = element(op.positions);
+      queued.seq_ids = element(op.seq_ids);
+      queued.kv_lens = element(op.kv_lens);
+      queued.kv_count = static_cast<std::int32_t>(op.kv_lens.count);
+      // model_step_block has barriers of its own on both sides.
+      end_wave();
+      push(queued);
+      end_wave();
+      return;
+    }
+    const bool reads = op.kind != OpKind::kFill;
+    if (conflicts(op.dst, true) || (reads && conflicts(op.src, false))) end_wave();
+    wave_writes_.push_back(op.dst);
+    if (reads) wave_reads_.push_back(op.src);
+    push(queued);
+  }
+
+  // True when an access to `slice` (a write when `write`) depends on, or is
+  // depended on by, an op of the current wave.
+  bool conflicts(const Slice& slice, bool write) const {
+    for (const Slice& w : wave_writes_) {
+      if (overlaps(slice, w)) return true;
+    }
+    if (!write) return false;
+    for (const Slice& r : wave_reads_) {
+      if (overlaps(slice, r)) return true;
+    }
+    return false;
+  }
+
+  // The next queued op starts a new wave (a barrier after the last one).
+  void end_wave() {
+    if (batch_.count > 0) batch_.ops[batch_.count - 1].wave_end = true;
+    wave_writes_.clear();
+    wave_reads_.clear();
+  }
+
+  void push(const BatchedOp& op) {
+    batch_.ops[batch_.count++] = op;
     if (batch_.count == kBatchOpsMax) flush();
   }
 
-  // Issues the queued eager ops as one kernel (Note [eager batching]).
+  // Issues what is staged and queued (Note [eager batching]): one host-to-
+  // device copy of the staged upload bytes, then one kernel for the ops.
   void flush() {
-    if (batch_.count == 0) return;
+    if (batch_.count == 0 && upload_flushed_ == upload_used_) return;
     Timer timer(*this, Call::kFlush);
+    if (upload_used_ > upload_flushed_) {
+      CAPCHECK_CUDA_CHECK(cudaMemcpyAsync(
+          static_cast<char*>(upload_device_.get()) + upload_flushed_,
+          static_cast<char*>(upload_staging_.get()) + upload_flushed_,
+          static_cast<std::size_t>(upload_used_ - upload_flushed_), cudaMemcpyHostToDevice,
+          stream_raw_));
+      upload_flushed_ = upload_used_;
+    }
+    if (batch_.count == 0) return;
     batch_kernel<<<1, kBatchThreads, 0, stream_raw_>>>(batch_, error_device_);
     batch_.count = 0;  // dropped even if the launch failed: it is not retried
+    wave_writes_.clear();
+    wave_reads_.clear();
     CAPCHECK_CUDA_CHECK_LAUNCH("batch_kernel");
   }
 
@@ -822,9 +901,11 @@ class CudaBackend final : public Backend {
   std::vector<Region> regions_;     // by buffer slot
   std::uint64_t device_epoch_ = 1;  // bumped by every device write
 
-  PinnedMemory upload_staging_;
+  PinnedMemory upload_staging_;   // host side of staged uploads
+  DeviceMemory upload_device_;    // device side, same layout (Note [eager batching])
   std::int64_t upload_staging_bytes_ = 0;
-  std::int64_t upload_used_ = 0;
+  std::int64_t upload_used_ = 0;     // staged bytes since the last synchronization
+  std::int64_t upload_flushed_ = 0;  // of which already copied to upload_device_
   PinnedMemory download_staging_;
   std::int64_t download_staging_bytes_ = 0;
   PinnedMemory error_host_;
@@ -836,6 +917,8 @@ class CudaBackend final : public Backend {
 
   bool batching_ = true;
   OpBatch batch_{};
+  std::vector<Slice> wave_writes_;  // what the current wave writes and reads
+  std::vector<Slice> wave_reads_;
 
   CaptureState capture_ = CaptureState::kNone;
   std::vector<Op> capturing_ops_;

@@ -26,6 +26,13 @@ class Harness {
   /// The eager-reference subject (separate buffers), reset and fitted likewise.
   Subject& eager_subject(const Scenario& scenario);
 
+  /// Builds the subjects (if needed) with buffers for at least `limits`, so
+  /// that later calls never rebuild them (a rebuild drops captured graphs).
+  void reserve(const SubjectLimits& limits);
+  /// The graph-path subject as it is, NOT reset: for runs that span
+  /// iterations (graphs captured earlier stay). Fitted like graph_subject().
+  Subject& continuing_graph_subject(const Scenario& scenario);
+
   /// Starts recording device work into trace() (cleared first).
   void start_trace();
   /// Stops recording.

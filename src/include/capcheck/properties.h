@@ -54,6 +54,9 @@ Verdict capture_preserves_inputs(Harness& harness, const Scenario& scenario);
 Verdict first_replay_matches_eager(Harness& harness, const Scenario& scenario);
 Verdict warmup_count_invariant(Harness& harness, const Scenario& scenario);
 Verdict postprocess_inverts_preprocess(Harness& harness, const Scenario& scenario);
+Verdict replays_match_eager(Harness& harness, const Scenario& scenario);
+Verdict padding_is_inert(Harness& harness, const Scenario& scenario);
+Verdict static_inputs_fully_copied(Harness& harness, const Scenario& scenario);
 /// Canary: claims the forward never changes kv_lens, which is false whenever a
 /// kv offset is non-zero.
 Verdict canary_forward_never_changes_kv_lens(Harness& harness, const Scenario& scenario);

@@ -24,8 +24,10 @@ enum class Mutant : std::uint8_t {
   kNone = 0,
   kChunkedBranchAsymmetry = 1,  // postprocess ignores the chunked-context branch
   kPartialStaticCopy = 2,       // replay copies one token fewer into the static buffers
+  kPaddedRowsNotInert = 3,      // kv offsets gathered as if padding dummies came first
+  kReplayWithoutPrepare = 4,    // a replay of an existing graph skips the kv_lens rewrite
 };
-inline constexpr int kMutantCount = 3;
+inline constexpr int kMutantCount = 5;
 
 /// Stable command-line / JSON names ("seed-pr", "chunked-branch-asymmetry", ...).
 std::string_view protocol_name(Protocol protocol);

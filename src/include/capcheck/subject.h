@@ -53,6 +53,9 @@ class Subject {
   virtual void capture() = 0;
   /// Copies the prepared inputs into the static buffers and replays the graph.
   virtual Slice replay() = 0;
+  /// The static input buffers the graph reads and replay() must overwrite
+  /// (whole buffers). Empty for a subject without static inputs.
+  virtual std::vector<NamedSlice> static_inputs() const { return {}; }
 };
 
 /// Builds a subject on `backend` with buffers for `limits`.
