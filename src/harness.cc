@@ -144,6 +144,7 @@ class Harness::Impl {
 
   TracingBackend backend_;
   SubjectFactory factory_;
+  std::vector<std::unique_ptr<Harness>> peers_;
   SubjectLimits limits_;
   std::unique_ptr<Subject> graph_;
   std::unique_ptr<Subject> eager_;
@@ -162,6 +163,16 @@ Subject& Harness::graph_subject(const Scenario& scenario) {
 
 Subject& Harness::eager_subject(const Scenario& scenario) {
   return impl_->fitted(impl_->eager_, scenario);
+}
+
+void Harness::add_peer(std::unique_ptr<Backend> backend) {
+  impl_->peers_.push_back(std::make_unique<Harness>(std::move(backend), impl_->factory_));
+}
+
+std::vector<Harness*> Harness::peers() {
+  std::vector<Harness*> out;
+  for (auto& peer : impl_->peers_) out.push_back(peer.get());
+  return out;
 }
 
 void Harness::reserve(const SubjectLimits& limits) { impl_->grow(limits); }

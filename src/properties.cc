@@ -169,6 +169,55 @@ Scenario follow_up(const Scenario& s, std::int32_t i) {
   return next;
 }
 
+// Every persistent buffer and output of one backend after each phase of a
+// scenario: capture after 0..W warmups, first replay, follow-up replays, eager.
+struct Phase {
+  std::string name;
+  std::vector<std::string> buffer_names;
+  std::vector<std::vector<std::int32_t>> buffers;
+};
+
+void record(std::vector<Phase>& phases, Harness& harness, const Subject& subject,
+            std::string name, const Slice* output) {
+  Phase phase;
+  phase.name = std::move(name);
+  for (const NamedSlice& s : subject.persistent_buffers()) {
+    phase.buffer_names.push_back(s.name);
+    phase.buffers.push_back(read(harness.backend(), s.slice));
+  }
+  if (output) {
+    phase.buffer_names.push_back("logits");
+    phase.buffers.push_back(read(harness.backend(), *output));
+  }
+  phases.push_back(std::move(phase));
+}
+
+std::vector<Phase> run_phases(Harness& harness, const Scenario& scenario) {
+  constexpr std::int32_t kFollowUps = 2;
+  std::vector<Phase> phases;
+  for (std::int32_t w = 0; w <= scenario.warmups_count; ++w) {
+    Scenario s = scenario;
+    s.warmups_count = w;
+    Subject& graph = harness.graph_subject(s);
+    graph.prepare(s);
+    graph.capture();
+    record(phases, harness, graph, "capture with " + std::to_string(w) + " warmup(s)", nullptr);
+    if (w < scenario.warmups_count) continue;
+    Slice out = graph.replay();
+    record(phases, harness, graph, "first replay", &out);
+    for (std::int32_t i = 1; i <= kFollowUps; ++i) {
+      graph.prepare(follow_up(scenario, i));
+      out = graph.replay();
+      record(phases, harness, graph, "follow-up replay " + std::to_string(i), &out);
+    }
+  }
+  Subject& eager = harness.eager_subject(scenario);
+  eager.prepare(scenario);
+  const Slice out = eager.forward_eager();
+  record(phases, harness, eager, "eager forward", &out);
+  return phases;
+}
+
 }  // namespace
 
 Verdict capture_preserves_inputs(Harness& harness, const Scenario& scenario) {
@@ -365,6 +414,39 @@ Verdict static_inputs_fully_copied(Harness& harness, const Scenario& scenario) {
   return pass(kName);
 }
 
+Verdict backends_agree(Harness& harness, const Scenario& scenario) {
+  constexpr std::string_view kName = "backends_agree";
+  const auto peers = harness.peers();
+  if (peers.empty()) {
+    throw UsageError("backends_agree needs a second backend to compare with, and this build or "
+                     "machine has only '" + std::string(harness.backend().name()) + "'");
+  }
+  const std::vector<Phase> reference = run_phases(harness, scenario);
+  for (Harness* peer : peers) {
+    const std::vector<Phase> other = run_phases(*peer, scenario);
+    CAPCHECK_ASSERT(other.size() == reference.size());
+    for (std::size_t p = 0; p < reference.size(); ++p) {
+      const Phase& a = reference[p];
+      const Phase& b = other[p];
+      CAPCHECK_ASSERT(a.buffers.size() == b.buffers.size());
+      for (std::size_t k = 0; k < a.buffers.size(); ++k) {
+        for (std::size_t i = 0; i < a.buffers[k].size(); ++i) {
+          if (a.buffers[k][i] == b.buffers[k][i]) continue;
+          return fail(kName,
+                      std::string(peer->backend().name()) + " disagrees with " +
+                          std::string(harness.backend().name()) + " after " + a.name + ": " +
+                          a.buffer_names[k] + "[" + std::to_string(i) + "] is " +
+                          std::to_string(b.buffers[k][i]) + " vs " +
+                          std::to_string(a.buffers[k][i]),
+                      Mismatch{a.buffer_names[k], static_cast<std::int64_t>(i), a.buffers[k][i],
+                               b.buffers[k][i]});
+        }
+      }
+    }
+  }
+  return pass(kName);
+}
+
 Verdict canary_forward_never_changes_kv_lens(Harness& harness, const Scenario& scenario) {
   constexpr std::string_view kName = "canary_forward_never_changes_kv_lens";
   Subject& subject = harness.eager_subject(scenario);
@@ -404,6 +486,10 @@ const std::vector<PropertyInfo>& all_properties() {
       {"static_inputs_fully_copied",
        "a replay's output does not depend on what the static input buffers held before it",
        &static_inputs_fully_copied},
+      {"backends_agree",
+       "every buffer and output is bitwise identical across backends after each phase (each "
+       "warmup count, capture, first and later replays, eager)",
+       &backends_agree},
       {"canary_forward_never_changes_kv_lens",
        "CANARY (must fail): an eager forward leaves every persistent buffer unchanged",
        &canary_forward_never_changes_kv_lens, /*canary=*/true},

@@ -118,6 +118,45 @@ TEST(Properties, ViolationNamesTheBreakingOperation) {
       << report;
 }
 
+// A backend with a wrong add kernel (adds twice on slices of 3 or more):
+// backends_agree must notice it against the sim.
+class DoubleAddBackend final : public Backend {
+ public:
+  DoubleAddBackend() : inner_(make_sim_backend()) {}
+  std::string_view name() const override { return "double-add"; }
+  Buffer allocate(std::string_view label, std::int64_t count) override { return inner_->allocate(label, count); }
+  void free(Buffer buffer) override { inner_->free(buffer); }
+  std::string label(Buffer buffer) const override { return inner_->label(buffer); }
+  void upload(Slice dst, const std::int32_t* src) override { inner_->upload(dst, src); }
+  void download(Slice src, std::int32_t* dst) override { inner_->download(src, dst); }
+  void launch(const Op& op) override {
+    inner_->launch(op);
+    if (op.kind == OpKind::kAdd && op.dst.count >= 3) inner_->launch(op);
+  }
+  void begin_capture() override { inner_->begin_capture(); }
+  Graph end_capture() override { return inner_->end_capture(); }
+  void replay(Graph graph) override { inner_->replay(graph); }
+  void destroy_graph(Graph graph) override { inner_->destroy_graph(graph); }
+  void synchronize() override { inner_->synchronize(); }
+  bool capturing() const override { return inner_->capturing(); }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+};
+
+TEST(Properties, BackendsAgreeCatchesAWrongKernelAndNeedsAPeer) {
+  Harness harness(make_sim_backend());
+  EXPECT_THROW(check_property(find_property("backends_agree"), harness, Scenario{}), UsageError);
+  harness.add_peer(make_sim_backend());
+  EXPECT_TRUE(run(harness, "backends_agree", Protocol::kSeedPr, Mutant::kNone).passed);
+  Harness broken(make_sim_backend());
+  broken.add_peer(std::make_unique<DoubleAddBackend>());
+  const RunResult result = run(broken, "backends_agree", Protocol::kReference, Mutant::kNone);
+  ASSERT_FALSE(result.passed);
+  EXPECT_NE(result.verdict.message.find("double-add disagrees with sim after"), std::string::npos)
+      << result.verdict.message;
+}
+
 TEST(Properties, CanaryFails) {
   Harness harness(make_sim_backend());
   const RunResult result = run(harness, "canary_forward_never_changes_kv_lens",

@@ -8,7 +8,13 @@ namespace capcheck::suites {
 Harness& harness(const std::string& backend) {
   static std::map<std::string, std::unique_ptr<Harness>> harnesses;
   auto& slot = harnesses[backend];
-  if (!slot) slot = std::make_unique<Harness>(make_backend(backend));
+  if (!slot) {
+    slot = std::make_unique<Harness>(make_backend(backend));
+    // Peers for backends_agree: every other backend available here.
+    for (const auto& info : list_backends()) {
+      if (info.available && info.name != backend) slot->add_peer(make_backend(info.name));
+    }
+  }
   return *slot;
 }
 

@@ -17,6 +17,7 @@
 #include "capcheck/regressions.h"
 #include "case_log.h"
 #include <ctime>
+#include <algorithm>
 #include "capcheck/token.h"
 #include "rc_runner.h"
 #include <rapidcheck/detail/Configuration.h>
@@ -46,6 +47,32 @@ std::vector<const PropertyInfo*> select_properties(const std::vector<std::string
   }
   for (const auto& name : names) selected.push_back(&find_property(name));
   return selected;
+}
+
+// backends_agree compares the chosen backend with every other available one.
+// When it was not asked for by name and there is no other backend, it is
+// dropped with a note instead of failing the run.
+void add_peers(Harness& harness, const std::string& backend,
+               std::vector<const PropertyInfo*>& properties, bool named) {
+  const auto agree = std::find_if(properties.begin(), properties.end(),
+                                  [](const PropertyInfo* p) { return p->name == "backends_agree"; });
+  if (agree == properties.end()) return;
+  std::vector<std::string> peers;
+  for (const auto& info : list_backends()) {
+    if (info.available && info.name != backend) {
+      harness.add_peer(make_backend(info.name));
+      peers.push_back(info.name);
+    }
+  }
+  if (!peers.empty()) {
+    std::string list;
+    for (const auto& p : peers) list += (list.empty() ? "" : ", ") + p;
+    std::cout << "backends_agree compares " << backend << " with: " << list << '\n';
+  } else if (!named) {
+    std::cout << "backends_agree skipped: no backend other than " << backend
+              << " is available in this build/machine\n";
+    properties.erase(agree);
+  }
 }
 
 std::string reproduce_command(const Scenario& scenario, const std::string& backend,
@@ -120,19 +147,20 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
   config.gen.mutant = parse_mutant(options.mutant);
   validate(config.gen);
   config.shrink_tries_max = options.shrink_tries_max;
-  const auto properties = select_properties(common.properties);
-  config.seconds_max = options.seconds_max / static_cast<double>(properties.size());
+  auto properties = select_properties(common.properties);
   if (!options.regressions_dir.empty()) {
     for (auto& entry : load_regressions(options.regressions_dir)) {
       config.regressions.push_back(std::move(entry.scenario));
     }
   }
   Harness harness(make_backend(common.backend));
+  add_peers(harness, common.backend, properties, !common.properties.empty());
   cli::CaseLog log(options.in_flight_path == "auto"   ? cli::default_in_flight_path()
                    : options.in_flight_path == "none" ? ""
                                                       : options.in_flight_path,
                    options.json_path, options.case_timeout_seconds, common.backend);
   config.observer = &log;
+  config.seconds_max = options.seconds_max / static_cast<double>(properties.size());
 
   const bool ci = ci_mode();
   std::random_device entropy;
@@ -208,9 +236,10 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
 
 // Runs the selected properties once on `scenario` (reproduce and check).
 int check_scenario(const CommonOptions& common, const Scenario& scenario, bool print_json) {
-  const auto properties = select_properties(common.properties);
+  auto properties = select_properties(common.properties);
   Harness harness(make_backend(common.backend));
   std::cout << "backend: " << common.backend << '\n';
+  add_peers(harness, common.backend, properties, !common.properties.empty());
   std::cout << "scenario: " << summarize(scenario) << '\n';
   if (print_json) std::cout << to_json(scenario) << '\n';
   int violated = 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "capcheck/backend.h"
 #include "capcheck/subject.h"
@@ -32,6 +33,12 @@ class Harness {
   /// The graph-path subject as it is, NOT reset: for runs that span
   /// iterations (graphs captured earlier stay). Fitted like graph_subject().
   Subject& continuing_graph_subject(const Scenario& scenario);
+
+  /// Adds another backend (with its own subjects) that backends_agree
+  /// compares this one with.
+  void add_peer(std::unique_ptr<Backend> backend);
+  /// The peers added, in order.
+  std::vector<Harness*> peers();
 
   /// Starts recording device work into trace() (cleared first).
   void start_trace();

@@ -57,6 +57,9 @@ Verdict postprocess_inverts_preprocess(Harness& harness, const Scenario& scenari
 Verdict replays_match_eager(Harness& harness, const Scenario& scenario);
 Verdict padding_is_inert(Harness& harness, const Scenario& scenario);
 Verdict static_inputs_fully_copied(Harness& harness, const Scenario& scenario);
+/// Compares harness.backend() with every peer (Harness::add_peer); UsageError
+/// when there is none.
+Verdict backends_agree(Harness& harness, const Scenario& scenario);
 /// Canary: claims the forward never changes kv_lens, which is false whenever a
 /// kv offset is non-zero.
 Verdict canary_forward_never_changes_kv_lens(Harness& harness, const Scenario& scenario);
