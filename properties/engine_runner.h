@@ -1,0 +1,45 @@
+// Runs the engine simulator's iterations through a subject on a backend: the
+// startup captures, then each iteration as the CUDA-graph runner would (lazy
+// capture, replay, or eager), checking after every capture that it preserved
+// its inputs and after every graph iteration that the graph path equals the
+// eager path of the same iteration.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "capcheck/harness.h"
+#include "capcheck/properties.h"
+#include "capcheck/sim/sim.h"
+
+namespace capcheck {
+
+struct IterationOutcome {
+  sim::Iteration iteration;
+  /// capture_preserves_inputs (on captures) and replays_match_eager (on graph
+  /// iterations) verdicts that failed.
+  std::vector<Verdict> failures;
+};
+
+class EngineRunner {
+ public:
+  EngineRunner(std::unique_ptr<Backend> backend, const sim::EngineConfig& config);
+
+  /// Runs the startup captures (TensorRT-LLM's warmup); returns failed verdicts.
+  std::vector<Verdict> start();
+  /// The next iteration, run and checked; nullopt when no request can run.
+  std::optional<IterationOutcome> step();
+  /// CUDAGraphRunner.clear(): the engine forgets its graphs, the subject releases them.
+  void clear_graphs();
+
+  sim::Engine& engine() { return engine_; }
+  Harness& harness() { return harness_; }
+
+ private:
+  sim::Engine engine_;
+  Harness harness_;
+};
+
+}  // namespace capcheck
