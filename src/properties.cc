@@ -220,9 +220,9 @@ std::vector<Phase> run_phases(Harness& harness, const Scenario& scenario) {
 
 }  // namespace
 
-Verdict capture_preserves_inputs(Harness& harness, const Scenario& scenario) {
+Verdict check_capture_preserves_inputs(Harness& harness, Subject& subject,
+                                       const Scenario& scenario) {
   constexpr std::string_view kName = "capture_preserves_inputs";
-  Subject& subject = harness.graph_subject(scenario);
   subject.prepare(scenario);
   thread_local Snapshot before, after;  // reused: no allocation per case
   before.take(harness.backend(), subject.persistent_buffers());
@@ -243,6 +243,17 @@ Verdict capture_preserves_inputs(Harness& harness, const Scenario& scenario) {
                     before.changed_buffers(subject.persistent_buffers(), after));
   add_last_writer(v, harness, subject.persistent_buffers()[buffer], m.index);
   return v;
+}
+
+Verdict check_outputs_equal(std::string_view property, const std::string& what,
+                            const std::vector<std::int32_t>& expected,
+                            const std::vector<std::int32_t>& actual) {
+  if (auto v = compare_logits(property, what, expected, actual)) return *v;
+  return pass(property);
+}
+
+Verdict capture_preserves_inputs(Harness& harness, const Scenario& scenario) {
+  return check_capture_preserves_inputs(harness, harness.graph_subject(scenario), scenario);
 }
 
 Verdict first_replay_matches_eager(Harness& harness, const Scenario& scenario) {

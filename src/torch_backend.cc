@@ -25,11 +25,13 @@
 // Note [one pool, kept]: the first graph's memory pool (CUDAGraph::pool()) is
 // passed to every later capture_begin(), as TensorRT-LLM's CUDAGraphRunner
 // passes `graph.pool()` from key to key, so every graph of a backend shares
-// one private pool. The backend also holds a reference to that pool
-// (createOrIncrefPool) until it is destroyed: otherwise, once every graph is
-// destroyed (the harness destroys its graphs after each case), the pool's use
-// count drops to zero while its id stays registered, and the next capture_begin
-// with that id fails an internal assert of the caching allocator.
+// one private pool. The first graph itself is kept until the backend is
+// destroyed, also after destroy_graph() (which only forgets it): a graph holds
+// a use of the pool in both LibTorch allocators (device and pinned host), and
+// once every graph is gone the use count drops to zero while the pool id stays
+// registered, so the next capture_begin() with that id fails an internal
+// assert ("use_count > 0", seen in CachingHostAllocator.h of LibTorch 2.11).
+// TensorRT-LLM keeps its graphs, and so its first one, for the runner's life.
 //
 // Note [model_step bounds, torch]: sequence ids live in device memory. An eager
 // model_step checks them on the host (one read-back) before it runs, and throws
@@ -63,7 +65,6 @@
 #if defined(CAPCHECK_TORCH_CUDA)
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
-#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -376,13 +377,7 @@ class TorchCudaBackend final : public Backend {
       }
       graphs_.clear();
       deferred_graphs_.clear();
-      if (pool_held_) {
-        try {
-          c10::cuda::CUDACachingAllocator::releasePool(device_, pool_);
-        } catch (const c10::Error& error) {
-          warn("releasePool", error);
-        }
-      }
+      pool_owner_.reset();
       stream_.synchronize();
     } catch (const std::exception& error) {
       warn("cleanup", error);
@@ -501,8 +496,8 @@ class TorchCudaBackend final : public Backend {
       fail(BackendErrorKind::kCaptureInvalidated, "end_capture",
            "the capture was invalidated by an illegal call; no graph was produced" + ended);
     }
-    hold_pool(*graph);
     CapturedGraph captured;
+    captured.owns_pool = share_pool(*graph);
     captured.graph = std::move(graph);
     captured.reads_error_record = false;
     for (const Op& op : ops) captured.reads_error_record |= op.kind == OpKind::kModelStep;
@@ -531,9 +526,14 @@ class TorchCudaBackend final : public Backend {
     if (it == graphs_.end()) {
       fail(BackendErrorKind::kInvalidValue, "destroy_graph", "not a live graph of this backend");
     }
-    // Nothing is destroyed while this thread captures: the graph goes when
-    // the capture ends, as in the cuda backend.
-    if (capturing()) deferred_graphs_.push_back(std::move(it->second.graph));
+    // Note [one pool, kept]: the first graph stays. Nothing is destroyed while
+    // this thread captures: a graph goes when the capture ends, as in the
+    // cuda backend.
+    if (it->second.owns_pool) {
+      pool_owner_ = std::move(it->second.graph);
+    } else if (capturing()) {
+      deferred_graphs_.push_back(std::move(it->second.graph));
+    }
     graphs_.erase(it);
   }
 
@@ -551,6 +551,7 @@ class TorchCudaBackend final : public Backend {
     std::unique_ptr<at::cuda::CUDAGraph> graph;
     std::vector<Op> ops;             // what was captured, checked before every replay
     bool reads_error_record = false;  // holds a model_step (Note [model_step bounds, torch])
+    bool owns_pool = false;           // the first graph (Note [one pool, kept])
   };
 
   static constexpr std::int64_t kErrorRecordSize = 4;  // status, token, seq, kv count
@@ -581,18 +582,17 @@ class TorchCudaBackend final : public Backend {
              confirmation);
   }
 
-  // Note [one pool, kept].
-  void hold_pool(at::cuda::CUDAGraph& graph) {
+  // Note [one pool, kept]: true for the first graph, whose pool every later
+  // capture shares.
+  bool share_pool(at::cuda::CUDAGraph& graph) {
     const PoolId pool = graph.pool();
-    if (pool_held_) {
+    if (pool_set_) {
       CAPCHECK_ASSERT(pool == pool_);
-      return;
+      return false;
     }
-    on_stream("end_capture", [&] {
-      c10::cuda::CUDACachingAllocator::createOrIncrefPool(device_, pool);
-    });
     pool_ = pool;
-    pool_held_ = true;
+    pool_set_ = true;
+    return true;
   }
 
   // Note [model_step bounds, torch]: reads the error record after a replay.
@@ -615,8 +615,9 @@ class TorchCudaBackend final : public Backend {
   TensorStore store_;
   at::Tensor error_record_;  // Note [model_step bounds, torch]
 
-  PoolId pool_{};          // Note [one pool, kept]; {0, 0} until the first graph
-  bool pool_held_ = false;
+  PoolId pool_{};  // Note [one pool, kept]; {0, 0} until the first graph
+  bool pool_set_ = false;
+  std::unique_ptr<at::cuda::CUDAGraph> pool_owner_;  // the first graph, once destroyed
 
   CaptureState capture_ = CaptureState::kNone;
   std::unique_ptr<at::cuda::CUDAGraph> capture_graph_;  // the capture in progress

@@ -330,6 +330,28 @@ TEST(Cli, AHungCaseIsReportedWithItsToken) {
   EXPECT_CONTAINS(o.output, "reproduce: capcheck reproduce cc1:");
 }
 
+TEST(Cli, SimulateIsDeterministicAndCatchesSeedPrAtALazyCapture) {
+  const Outcome a = capcheck("simulate --seed 11 --iterations 150");
+  const Outcome b = capcheck("simulate --seed 11 --iterations 150");
+  EXPECT_EQ(a.exit_code, 0) << a.output;
+  EXPECT_CONTAINS(a.output, "every capture preserved its inputs and every graph iteration matched eager");
+  std::smatch hash;
+  ASSERT_TRUE(std::regex_search(a.output, hash, std::regex("final state hash: [0-9a-f]{16}")));
+  EXPECT_EQ(a.output, b.output);  // the same seed gives the same run, line for line
+  const Outcome bug = capcheck("simulate --seed 11 --iterations 150 --protocol seed-pr --draft-loop off");
+  EXPECT_EQ(bug.exit_code, 1) << bug.output;
+  EXPECT_CONTAINS(bug.output, "-> capture key=");
+  EXPECT_CONTAINS(bug.output, "VIOLATED");
+  EXPECT_CONTAINS(bug.output, "failing capture as a scenario: capcheck reproduce cc1:");
+  EXPECT_CONTAINS(bug.output, "replay the whole run: capcheck simulate --seed 11 --iterations 150");
+  const Outcome hidden =
+      capcheck("simulate --seed 11 --iterations 150 --protocol seed-pr --draft-loop off --capture startup-only");
+  EXPECT_EQ(hidden.exit_code, 0) << hidden.output;
+  const Outcome bad = capcheck("simulate --capture sometimes");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_CONTAINS(bad.output, "sometimes");
+}
+
 TEST(Cli, UnbuiltBackendIsABackendFailure) {
   for (const auto& b : list_backends()) {
     if (b.built) continue;

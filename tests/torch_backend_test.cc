@@ -1,11 +1,17 @@
-// The LibTorch backend on the CPU: its model step is bitwise model_mix, it
-// agrees bitwise with the sim on random op sequences (captures and replays
-// included), and the capture rules of DESIGN.md §5 hold on it.
+// The LibTorch backend, on the CPU and (where LibTorch has CUDA and a device is
+// present) on CUDA with real CUDA graphs: its model step is bitwise model_mix,
+// it agrees bitwise with the sim on random op sequences (captures and replays
+// included) and on every property's verdict, and the capture rules of
+// DESIGN.md §5 hold on it with the sim's error kinds. Tests that need CUDA have
+// "TorchCuda" in their name (ctest runs them as torch_backend_cuda_test, label
+// `gpu`) and skip with "skipped: no CUDA device: ..." elsewhere.
 #include "capcheck/torch_backend.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <iterator>
 #include <limits>
@@ -17,8 +23,11 @@
 
 #include "capcheck/backend.h"
 #include "capcheck/errors.h"
+#include "capcheck/harness.h"
 #include "capcheck/model.h"
+#include "capcheck/properties.h"
 #include "capcheck/sim_backend.h"
+#include "generators.h"
 
 namespace capcheck {
 namespace {
@@ -68,13 +77,35 @@ std::int32_t random_value(std::mt19937& rng) {
   return std::uniform_int_distribution<std::int32_t>(kInt32Min, kInt32Max)(rng);
 }
 
-/// A sim and a torch backend, in that order.
-std::vector<std::unique_ptr<Backend>> sim_and_torch() {
+/// A sim and a torch backend on `device`, in that order.
+std::vector<std::unique_ptr<Backend>> sim_and_torch(TorchDevice device) {
   std::vector<std::unique_ptr<Backend>> backends;
   backends.push_back(make_sim_backend());
-  backends.push_back(make_torch_backend());
+  backends.push_back(make_torch_backend({}, device));
   return backends;
 }
+
+/// "TorchCpu" or "TorchCuda": the test name suffix of a device.
+std::string device_name(TorchDevice device) {
+  return device == TorchDevice::kCuda ? "TorchCuda" : "TorchCpu";
+}
+
+/// A test run once per torch device; skipped on CUDA where it is not available.
+class OnTorchDevice : public ::testing::TestWithParam<TorchDevice> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (GetParam() == TorchDevice::kCuda && !torch_cuda_available(&why)) {
+      GTEST_SKIP() << "skipped: " << why;
+    }
+  }
+  TorchDevice device() const { return GetParam(); }
+};
+
+#define CAPCHECK_ON_TORCH_DEVICES(suite)                                                 \
+  INSTANTIATE_TEST_SUITE_P(                                                              \
+      Devices, suite, ::testing::Values(TorchDevice::kCpu, TorchDevice::kCuda),          \
+      [](const ::testing::TestParamInfo<TorchDevice>& info) { return device_name(info.param); })
 
 std::vector<std::int32_t> random_values(std::mt19937& rng, std::size_t count) {
   std::vector<std::int32_t> values(count);
@@ -83,14 +114,40 @@ std::vector<std::int32_t> random_values(std::mt19937& rng, std::size_t count) {
 }
 
 TEST(TorchBackend, NameAndDescription) {
-  const auto backend = make_torch_backend();
+  const auto backend = make_torch_backend({}, TorchDevice::kCpu);
   EXPECT_EQ(backend->name(), "torch");
-  EXPECT_EQ(std::string(torch_backend_description()).rfind("LibTorch ", 0), 0u)
-      << torch_backend_description();
+  const std::string description = torch_backend_description();
+  EXPECT_EQ(description.rfind("LibTorch ", 0), 0u) << description;
+  // make_torch_backend() runs where the description says.
+  const bool cuda = torch_cuda_available();
+  EXPECT_NE(description.find(cuda ? " (CUDA, " : " (CPU)"), std::string::npos) << description;
+}
+
+TEST(TorchBackend, CudaWithoutCudaIsUnavailable) {
+  std::string why;
+  if (torch_cuda_available(&why)) GTEST_SKIP() << "LibTorch has CUDA and a device here";
+  EXPECT_EQ(why.rfind("no CUDA device: ", 0), 0u) << why;
+  try {
+    (void)make_torch_backend({}, TorchDevice::kCuda);
+    ADD_FAILURE() << "make_torch_backend(kCuda) succeeded without CUDA";
+  } catch (const BackendError& error) {
+    EXPECT_EQ(error.kind(), BackendErrorKind::kUnavailable);
+  }
+}
+
+TEST(TorchCudaBackend, DescriptionNamesTheDevice) {
+  std::string why;
+  if (!torch_cuda_available(&why)) GTEST_SKIP() << "skipped: " << why;
+  const std::string description = torch_backend_description();
+  EXPECT_NE(description.find(" (CUDA, "), std::string::npos) << description;
+  std::printf("torch backend: %s\n", description.c_str());
 }
 
 // (a) The model step is model_mix, bit for bit, on both backends.
-TEST(TorchBackend, ModelStepIsModelMixBitwise) {
+class ModelStep : public OnTorchDevice {};
+CAPCHECK_ON_TORCH_DEVICES(ModelStep);
+
+TEST_P(ModelStep, IsModelMixBitwise) {
   constexpr std::size_t kTokensCount = 4096;
   constexpr std::int32_t kSequencesCount = 61;
   std::mt19937 rng(kSeed);
@@ -118,7 +175,7 @@ TEST(TorchBackend, ModelStepIsModelMixBitwise) {
     expected[i] = model_mix(input_ids[i], position_ids[i], kv_lens[seq_ids[i]]);
   }
 
-  for (const auto& backend : sim_and_torch()) {
+  for (const auto& backend : sim_and_torch(device())) {
     SCOPED_TRACE(std::string(backend->name()));
     const Buffer ids = allocate_with(*backend, "input_ids", input_ids);
     const Buffer positions = allocate_with(*backend, "position_ids", position_ids);
@@ -134,13 +191,13 @@ TEST(TorchBackend, ModelStepIsModelMixBitwise) {
   }
 }
 
-TEST(TorchBackend, ModelStepRejectsSeqIdsOutsideKvLensLikeTheSim) {
+TEST_P(ModelStep, RejectsSeqIdsOutsideKvLensLikeTheSim) {
   for (const std::int32_t bad : {-1, 4, kInt32Min, kInt32Max}) {
     SCOPED_TRACE("bad seq id " + std::to_string(bad));
     Memory memory[2];
     std::string messages[2];
     int index = 0;
-    for (const auto& backend : sim_and_torch()) {
+    for (const auto& backend : sim_and_torch(device())) {
       const Buffer ids = allocate_with(*backend, "input_ids", {5, 6, 7, 8});
       const Buffer seqs = allocate_with(*backend, "seq_ids", {0, 3, bad, 1});
       const Buffer kv = allocate_with(*backend, "kv_lens", {10, 20, 30, 40});
@@ -167,7 +224,8 @@ class Differential {
   static constexpr std::int32_t kSeqIdsMax = 7;  // model_step reads kv_lens[0..7]
   static constexpr std::int64_t kBufferSizeMax = 257;
 
-  explicit Differential(std::uint32_t seed) : rng_(seed) {
+  Differential(std::uint32_t seed, TorchDevice device)
+      : rng_(seed), torch_(make_torch_backend({}, device)) {
     for (const std::int64_t size : {std::int64_t{1}, std::int64_t{9}, std::int64_t{64},
                                     kBufferSizeMax}) {
       const std::vector<std::int32_t> values = random_values(rng_, static_cast<std::size_t>(size));
@@ -308,7 +366,7 @@ class Differential {
 
   std::mt19937 rng_;
   std::unique_ptr<Backend> sim_ = make_sim_backend();
-  std::unique_ptr<Backend> torch_ = make_torch_backend();
+  std::unique_ptr<Backend> torch_;
   std::vector<Buffer> data_;
   Buffer seq_ids_;
   std::vector<Buffer> all_;
@@ -317,12 +375,15 @@ class Differential {
   int errors_count_ = 0;
 };
 
-TEST(TorchBackend, AgreesWithSimOnRandomOpsCapturesAndReplays) {
+class AgreesWithSim : public OnTorchDevice {};
+CAPCHECK_ON_TORCH_DEVICES(AgreesWithSim);
+
+TEST_P(AgreesWithSim, OnRandomOpsCapturesAndReplays) {
   constexpr int kRoundsCount = 8;
   constexpr int kEagerOpsCount = 150;
   constexpr int kCapturedOpsCount = 20;
   constexpr int kReplaysCount = 3;
-  Differential differential(kSeed);
+  Differential differential(kSeed, device());
   for (int round = 0; round < kRoundsCount; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
     for (int i = 0; i < kEagerOpsCount; ++i) {
@@ -337,11 +398,20 @@ TEST(TorchBackend, AgreesWithSimOnRandomOpsCapturesAndReplays) {
   EXPECT_GT(differential.errors_count(), 0);
 }
 
-// (c) The capture rules of DESIGN.md §5, on torch and (for reference) the sim.
+// (c) The capture rules of DESIGN.md §5, on torch (CPU and CUDA) and, for
+// reference, on the sim: the same calls give the same results and errors.
 class CaptureRules : public ::testing::TestWithParam<std::string> {
  protected:
-  std::unique_ptr<Backend> make() const {
-    return GetParam() == "torch" ? make_torch_backend() : make_sim_backend();
+  void SetUp() override {
+    std::string why;
+    if (GetParam() == "torch_cuda" && !torch_cuda_available(&why)) {
+      GTEST_SKIP() << "skipped: " << why;
+    }
+  }
+  std::unique_ptr<Backend> make(BackendOptions options = {}) const {
+    if (GetParam() == "sim") return make_sim_backend(options);
+    return make_torch_backend(
+        options, GetParam() == "torch_cuda" ? TorchDevice::kCuda : TorchDevice::kCpu);
   }
 };
 
@@ -411,9 +481,235 @@ TEST_P(CaptureRules, ReplayAfterFreeReportsDanglingBuffer) {
   EXPECT_EQ(read(*backend, reused), (std::vector<std::int32_t>{7, 7, 7}));
 }
 
+/// The message of the BackendError `body` throws ("" if it returns).
+std::string message_of(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const BackendError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST_P(CaptureRules, UploadSynchronizeAllocateAndFreeDuringCaptureInvalidateIt) {
+  const auto backend = make();
+  const Buffer a = allocate_with(*backend, "a", {1, 2});
+  const std::vector<std::int32_t> values = {7, 8};
+  const std::vector<std::function<void()>> illegal_calls = {
+      [&] { backend->upload(whole(a), values.data()); },
+      [&] { backend->synchronize(); },
+      [&] { (void)backend->allocate("b", 2); },
+      [&] { backend->free(a); },
+  };
+  for (std::size_t i = 0; i < illegal_calls.size(); ++i) {
+    SCOPED_TRACE("illegal call " + std::to_string(i));
+    backend->begin_capture();
+    backend->fill(whole(a), 5);
+    const std::string refused = message_of(illegal_calls[i]);
+    EXPECT_NE(refused.find("capture-unsupported (900)"), std::string::npos) << refused;
+    EXPECT_TRUE(backend->capturing());
+    // CUDA keeps failing work on an invalidated capture until it is ended.
+    EXPECT_EQ(error_of([&] { backend->fill(whole(a), 6); }), BackendErrorKind::kCaptureInvalidated);
+    const std::string ended = message_of([&] { (void)backend->end_capture(); });
+    EXPECT_NE(ended.find("capture-invalidated (901)"), std::string::npos) << ended;
+    EXPECT_FALSE(backend->capturing());
+    if (i == 0) std::printf("%s: %s\n%s: %s\n", GetParam().c_str(), refused.c_str(),
+                            GetParam().c_str(), ended.c_str());
+  }
+  // Nothing was uploaded, allocated or freed, and nothing captured ran.
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 2}));
+  backend->synchronize();
+}
+
+TEST_P(CaptureRules, BeginWhileCapturingAndEndWithoutBeginAreIllegalState) {
+  const auto backend = make();
+  const Buffer a = allocate_with(*backend, "a", {1, 2});
+  EXPECT_EQ(error_of([&] { (void)backend->end_capture(); }), BackendErrorKind::kIllegalState);
+  backend->begin_capture();
+  EXPECT_EQ(error_of([&] { backend->begin_capture(); }), BackendErrorKind::kIllegalState);
+  // The first capture is still valid.
+  backend->fill(whole(a), 3);
+  const Graph graph = backend->end_capture();
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 2}));
+  backend->replay(graph);
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{3, 3}));
+}
+
+TEST_P(CaptureRules, ReplayWhileCapturingIsRefusedWithoutInvalidating) {
+  const auto backend = make();
+  const Buffer a = allocate_with(*backend, "a", {1, 2});
+  backend->begin_capture();
+  backend->fill(whole(a), 4);
+  const Graph first = backend->end_capture();
+  backend->begin_capture();
+  EXPECT_EQ(error_of([&] { backend->replay(first); }), BackendErrorKind::kCaptureUnsupported);
+  backend->add(whole(a), whole(a));
+  const Graph second = backend->end_capture();
+  backend->replay(first);
+  backend->replay(second);
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{8, 8}));
+}
+
+TEST_P(CaptureRules, CaptureOnTheLegacyStreamIsRefused) {
+  BackendOptions options;
+  options.legacy_stream = true;
+  const auto backend = make(options);
+  const Buffer a = allocate_with(*backend, "a", {1, 2});
+  backend->add(whole(a), whole(a));
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{2, 4}));
+  const std::string refused = message_of([&] { backend->begin_capture(); });
+  EXPECT_NE(refused.find("capture-unsupported (900)"), std::string::npos) << refused;
+  std::printf("%s: %s\n", GetParam().c_str(), refused.c_str());
+  EXPECT_FALSE(backend->capturing());
+  backend->fill(whole(a), 1);
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 1}));
+}
+
+TEST_P(CaptureRules, GraphDestroyedDuringCaptureIsGoneAndTheCaptureStillWorks) {
+  const auto backend = make();
+  const Buffer a = allocate_with(*backend, "a", {1, 2});
+  backend->begin_capture();
+  backend->fill(whole(a), 9);
+  const Graph first = backend->end_capture();
+  backend->begin_capture();
+  backend->destroy_graph(first);
+  backend->add(whole(a), whole(a));
+  const Graph second = backend->end_capture();
+  EXPECT_EQ(error_of([&] { backend->replay(first); }), BackendErrorKind::kInvalidValue);
+  backend->replay(second);
+  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{2, 4}));
+}
+
+// A captured model step reads its sequence ids at replay: out-of-range ids
+// there write nothing and report the sim's error; fixed ids replay again.
+TEST_P(CaptureRules, CapturedModelStepWithOutOfRangeSeqIdWritesNothingAtReplay) {
+  const auto backend = make();
+  const Buffer ids = allocate_with(*backend, "ids", {1, 2, 3});
+  const Buffer positions = allocate_with(*backend, "positions", {0, 1, 2});
+  const Buffer seq_ids = allocate_with(*backend, "seq_ids", {0, 1, 1});
+  const Buffer kv_lens = allocate_with(*backend, "kv_lens", {5, 6});
+  const Buffer out = allocate_with(*backend, "out", {-1, -1, -1});
+  backend->begin_capture();
+  backend->model_step(whole(out), whole(ids), whole(positions), whole(seq_ids), whole(kv_lens));
+  const Graph graph = backend->end_capture();
+  const std::vector<std::int32_t> bad = {0, 2, -1};
+  backend->upload(whole(seq_ids), bad.data());
+  EXPECT_EQ(message_of([&] { backend->replay(graph); }),
+            "model_step failed: invalid-value (1): seq_ids[1] = 2 is outside kv_lens of 2");
+  EXPECT_EQ(read(*backend, out), (std::vector<std::int32_t>{-1, -1, -1}));
+  const std::vector<std::int32_t> good = {1, 0, 1};
+  backend->upload(whole(seq_ids), good.data());
+  backend->replay(graph);  // the error was reported once
+  EXPECT_EQ(read(*backend, out),
+            (std::vector<std::int32_t>{model_mix(1, 0, 6), model_mix(2, 1, 5), model_mix(3, 2, 6)}));
+  backend->synchronize();
+}
+
+// Note [one pool, kept] in src/torch_backend.cc: every graph shares the first
+// graph's memory pool, also after every graph was destroyed.
+TEST_P(CaptureRules, CapturesKeepWorkingAfterEveryGraphIsDestroyed) {
+  const auto backend = make();
+  const Buffer ids = allocate_with(*backend, "ids", {1, 2, 3, 4});
+  const Buffer positions = allocate_with(*backend, "positions", {4, 3, 2, 1});
+  const Buffer seq_ids = allocate_with(*backend, "seq_ids", {0, 0, 1, 1});
+  const Buffer kv_lens = allocate_with(*backend, "kv_lens", {10, 20});
+  const Buffer out = backend->allocate("out", 4);
+  for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    std::vector<Graph> graphs;
+    for (int key = 0; key < 3; ++key) {
+      backend->begin_capture();
+      backend->add(whole(ids), whole(positions));
+      backend->model_step(whole(out), whole(ids), whole(positions), whole(seq_ids),
+                          whole(kv_lens));
+      graphs.push_back(backend->end_capture());
+    }
+    for (const Graph graph : graphs) backend->replay(graph);
+    for (const Graph graph : graphs) backend->destroy_graph(graph);
+  }
+  // Twelve replays, each adding positions to ids before the step.
+  std::vector<std::int32_t> expected(4);
+  const std::int32_t start[] = {1, 2, 3, 4}, step[] = {4, 3, 2, 1}, kv[] = {10, 10, 20, 20};
+  for (std::size_t t = 0; t < 4; ++t) {
+    expected[t] = model_mix(start[t] + 12 * step[t], step[t], kv[t]);
+  }
+  EXPECT_EQ(read(*backend, out), expected);
+}
+
 INSTANTIATE_TEST_SUITE_P(
-    Backends, CaptureRules, ::testing::Values("sim", "torch"),
-    [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+    Backends, CaptureRules, ::testing::Values("sim", "torch_cpu", "torch_cuda"),
+    [](const ::testing::TestParamInfo<std::string>& info) {
+      if (info.param == "sim") return std::string("Sim");
+      return device_name(info.param == "torch_cuda" ? TorchDevice::kCuda : TorchDevice::kCpu);
+    });
+
+// (d) Every property gives the same verdict on torch as on the sim.
+
+std::vector<Scenario> sample_scenarios(int count, std::uint64_t seed) {
+  const rc::Gen<Scenario> generator = gen_scenario(GenOptions{});
+  rc::Random random(seed);
+  std::vector<Scenario> scenarios;
+  for (int i = 0; i < count; ++i) scenarios.push_back(generator(random.split(), i % 101).value());
+  return scenarios;
+}
+
+// 40 scenarios, or CAPCHECK_TORCH_TEST_SCENARIOS (fewer under compute-sanitizer).
+int scenarios_count() {
+  constexpr int kScenariosDefault = 40;
+  constexpr int kScenariosMax = 100000;
+  const char* text = std::getenv("CAPCHECK_TORCH_TEST_SCENARIOS");
+  if (text == nullptr) return kScenariosDefault;
+  return std::clamp(std::atoi(text), 1, kScenariosMax);
+}
+
+void expect_same_verdict(const Verdict& sim, const Verdict& torch, const std::string& where) {
+  EXPECT_EQ(sim.passed, torch.passed) << where << "\nsim: " << format_verdict(sim)
+                                      << "torch: " << format_verdict(torch);
+  EXPECT_EQ(sim.mismatch.has_value(), torch.mismatch.has_value()) << where;
+  if (sim.mismatch && torch.mismatch) {
+    EXPECT_EQ(sim.mismatch->buffer, torch.mismatch->buffer) << where;
+    EXPECT_EQ(sim.mismatch->index, torch.mismatch->index) << where;
+    EXPECT_EQ(sim.mismatch->expected, torch.mismatch->expected) << where;
+    EXPECT_EQ(sim.mismatch->actual, torch.mismatch->actual) << where;
+  }
+  EXPECT_EQ(sim.message, torch.message) << where;
+  EXPECT_EQ(sim.notes, torch.notes) << where;
+}
+
+class PropertyVerdicts : public OnTorchDevice {};
+CAPCHECK_ON_TORCH_DEVICES(PropertyVerdicts);
+
+TEST_P(PropertyVerdicts, AgreeWithTheSimUnderEveryProtocolAndMutant) {
+  Harness sim(make_sim_backend());
+  Harness torch(make_torch_backend({}, device()));
+  const auto scenarios = sample_scenarios(scenarios_count(), 20261128);
+  int failed_verdicts = 0;
+  for (int variant = 0; variant < kProtocolCount + kMutantCount - 1; ++variant) {
+    for (std::size_t i = 0; i < scenarios.size(); ++i) {
+      Scenario scenario = scenarios[i];
+      if (variant < kProtocolCount) {
+        scenario.protocol = static_cast<Protocol>(variant);
+      } else {
+        scenario.mutant = static_cast<Mutant>(variant - kProtocolCount + 1);
+      }
+      for (const PropertyInfo& property : all_properties()) {
+        // backends_agree compares a harness with its peers; it has its own runs.
+        if (property.name == "backends_agree") continue;
+        const std::string where = std::string(protocol_name(scenario.protocol)) + "/" +
+                                  std::string(mutant_name(scenario.mutant)) + " scenario " +
+                                  std::to_string(i) + " " + std::string(property.name) + ": " +
+                                  summarize(scenario);
+        const Verdict on_sim = check_property(property, sim, scenario);
+        expect_same_verdict(on_sim, check_property(property, torch, scenario), where);
+        failed_verdicts += on_sim.passed ? 0 : 1;
+        if (HasFailure()) return;
+      }
+    }
+  }
+  // The comparison means something only if some verdicts failed (seed-pr,
+  // pre-fix, the mutants and the canary must).
+  EXPECT_GT(failed_verdicts, 0);
+}
 
 }  // namespace
 }  // namespace capcheck

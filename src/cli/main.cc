@@ -16,6 +16,7 @@
 #include "capcheck/properties.h"
 #include "capcheck/regressions.h"
 #include "case_log.h"
+#include "engine_runner.h"
 #include <ctime>
 #include <algorithm>
 #include "capcheck/token.h"
@@ -266,6 +267,86 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
+struct SimulateOptions {
+  std::uint64_t seed = 1;
+  int iterations = 200;
+  std::string protocol = "reference";
+  std::string mutant = "none";
+  std::string capture = "lazy";
+  bool draft_loop = true;
+  int draft_len = 2;
+  int max_batch_size = 8;
+  int max_num_tokens = 64;
+};
+
+// Runs the engine simulator for `iterations` iterations with requests arriving
+// from the seed; one line per iteration, a summary, and on a violation the
+// failing iteration's token and the command that replays the whole run.
+int simulate_command(const std::string& backend, const SimulateOptions& o) {
+  sim::EngineConfig config;
+  config.max_batch_size = o.max_batch_size;
+  config.max_num_tokens = o.max_num_tokens;
+  config.draft_len = o.draft_len;
+  config.draft_loop = o.draft_loop && o.draft_len > 0;
+  config.capture = sim::parse_capture_policy(o.capture);
+  config.protocol = parse_protocol(o.protocol);
+  config.mutant = parse_mutant(o.mutant);
+  config.acceptance_seed = o.seed;
+  EngineRunner runner(make_backend(backend), config);
+  const std::string rerun = fmt::format(
+      "capcheck simulate --seed {} --iterations {} --protocol {} --mutant {} --capture {} "
+      "--draft-len {} --draft-loop {} --max-batch-size {} --max-num-tokens {} --backend {}",
+      o.seed, o.iterations, o.protocol, o.mutant, o.capture, o.draft_len,
+      o.draft_loop ? "on" : "off", o.max_batch_size, o.max_num_tokens, backend);
+  std::cout << "capcheck simulate: " << rerun.substr(std::string("capcheck simulate ").size())
+            << '\n';
+  auto report = [&](const std::vector<Verdict>& failures, const Scenario* scenario) {
+    for (const Verdict& v : failures) std::cout << format_verdict(v);
+    if (scenario) {
+      std::cout << "failing capture as a scenario: capcheck reproduce " << encode_token(*scenario)
+                << " --backend " << backend << '\n';
+    }
+    std::cout << "replay the whole run: " << rerun << '\n';
+  };
+  const auto startup = runner.start();
+  std::cout << "startup: " << runner.engine().startup_captures().size() << " capture(s)\n";
+  if (!startup.empty()) {
+    report(startup, nullptr);
+    return static_cast<int>(ExitCode::kPropertyViolated);
+  }
+  std::uint64_t arrivals = sim::splitmix64(o.seed ^ 0x5eedull);
+  int captures = 0, replays = 0, eager = 0, idle = 0, added = 0;
+  for (int i = 0; i < o.iterations; ++i) {
+    arrivals = sim::splitmix64(arrivals);
+    if (arrivals % 3 == 0 && runner.engine().live_count() < 4 * o.max_batch_size) {
+      runner.engine().add_request(1 + static_cast<std::int32_t>((arrivals >> 8) % 48),
+                                  1 + static_cast<std::int32_t>((arrivals >> 20) % 16));
+      ++added;
+    }
+    const auto outcome = runner.step();
+    if (!outcome) {
+      ++idle;
+      continue;
+    }
+    const auto action = outcome->iteration.action;
+    captures += action == sim::GraphAction::kCapture;
+    replays += action == sim::GraphAction::kReplay;
+    eager += action == sim::GraphAction::kEager;
+    std::cout << outcome->iteration.describe() << (outcome->failures.empty() ? "" : "  VIOLATED")
+              << '\n';
+    if (!outcome->failures.empty()) {
+      report(outcome->failures, &outcome->iteration.scenario);
+      return static_cast<int>(ExitCode::kPropertyViolated);
+    }
+  }
+  std::cout << fmt::format(
+      "summary: {} iterations ({} lazy captures, {} replays, {} eager, {} idle), {} requests "
+      "added, every capture preserved its inputs and every graph iteration matched eager\n"
+      "final state hash: {:016x}\n",
+      o.iterations, captures, replays, eager, idle, added, runner.engine().state_hash());
+  return 0;
+}
+
 int list_command() {
   std::cout << "backends:\n";
   for (const auto& b : list_backends()) {
@@ -363,12 +444,34 @@ int main_impl(int argc, char** argv) {
   check->add_option("--scenario", scenario_file, "scenario JSON file")->required();
   add_common(check, check_common);
 
+  SimulateOptions sim_options;
+  std::string simulate_backend = "sim";
+  auto* simulate = app.add_subcommand(
+      "simulate", "run the engine simulator; check every capture and graph iteration");
+  simulate->add_option("--seed,-s", sim_options.seed, "seed of arrivals and acceptance")
+      ->check(CLI::NonNegativeNumber);
+  simulate->add_option("--iterations,-n", sim_options.iterations, "engine iterations")
+      ->check(CLI::Range(1, 10000000));
+  simulate->add_option("--protocol", sim_options.protocol, "capture protocol");
+  simulate->add_option("--mutant", sim_options.mutant, "subject mutant");
+  simulate->add_option("--capture", sim_options.capture,
+                       "capture policy: startup, lazy or startup-only");
+  simulate->add_option("--draft-len", sim_options.draft_len, "draft length (0: no speculative decoding)")
+      ->check(CLI::Range(0, kDraftLenMax));
+  simulate->add_option("--draft-loop", sim_options.draft_loop, "draft loop in the forward: on or off")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, bool>{{"on", true}, {"off", false}}));
+  simulate->add_option("--max-batch-size", sim_options.max_batch_size, "scheduler limit")
+      ->check(CLI::Range(1, kBatchSizeMax));
+  simulate->add_option("--max-num-tokens", sim_options.max_num_tokens, "scheduler limit")
+      ->check(CLI::Range(1, kTokensMax));
+  simulate->add_option("--backend,-b", simulate_backend, "backend: sim, torch or cuda");
+
   auto* list = app.add_subcommand("list", "list backends, protocols, mutants and properties");
 
-  const std::set<std::string> commands = {"run", "reproduce", "check", "list"};
+  const std::set<std::string> commands = {"run", "reproduce", "check", "simulate", "list"};
   if (argc > 1 && argv[1][0] != '-' && commands.count(argv[1]) == 0) {
     throw UsageError(std::string("unknown command '") + argv[1] +
-                     "'; commands: run, reproduce, check, list (see `capcheck --help`)");
+                     "'; commands: run, reproduce, check, simulate, list (see `capcheck --help`)");
   }
   try {
     app.parse(argc, argv);
@@ -385,6 +488,7 @@ int main_impl(int argc, char** argv) {
   if (check->parsed()) {
     return check_scenario(check_common, from_json(read_file(scenario_file)), false);
   }
+  if (simulate->parsed()) return simulate_command(simulate_backend, sim_options);
   if (list->parsed()) return list_command();
   return static_cast<int>(ExitCode::kUsage);
 }

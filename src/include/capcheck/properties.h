@@ -64,6 +64,16 @@ Verdict backends_agree(Harness& harness, const Scenario& scenario);
 /// kv offset is non-zero.
 Verdict canary_forward_never_changes_kv_lens(Harness& harness, const Scenario& scenario);
 
+/// capture_preserves_inputs on `subject` as it is (not reset): prepare
+/// `scenario`, snapshot, capture, compare. For runs that span iterations.
+Verdict check_capture_preserves_inputs(Harness& harness, Subject& subject, const Scenario& scenario);
+
+/// Compares two output arrays; a failed verdict of `property` names the first
+/// differing token. `what` describes the actual side ("the replay of iteration 7").
+Verdict check_outputs_equal(std::string_view property, const std::string& what,
+                            const std::vector<std::int32_t>& expected,
+                            const std::vector<std::int32_t>& actual);
+
 /// Runs `property` and turns a BackendError raised by an illegal capture
 /// (invalidated capture, dangling buffer, bad slice) into a failed verdict;
 /// device failures (unavailable, device) propagate.
