@@ -4,22 +4,29 @@
 #      it is usable), with capcheck's C++ dependencies from .deps/ (prepared on
 #      a networked machine by scripts/gpu-deps.sh);
 #   2. build everything with ninja;
-#   3. ctest -L gpu;
-#   4. the GPU benchmark (median of repetitions);
-#   5. `capcheck run --backend cuda` for every protocol, and a seed-pr token
-#      found on sim reproduced on cuda (needs the registry entry of
-#      src/cuda/register.md);
-#   6. compute-sanitizer memcheck, racecheck, initcheck and synccheck on the
-#      cuda backend test.
+#   3. ctest -L gpu (the cuda backend test and the torch backend's CUDA tests);
+#   4. the whole torch backend test (CPU and CUDA), when LibTorch was built;
+#   5. the GPU benchmark (median of repetitions);
+#   6. `capcheck run --backend cuda` and `--backend torch` (on CUDA) for every
+#      protocol, and seed-pr tokens found on sim reproduced on cuda and torch
+#      and the other way round;
+#   7. `capcheck run --property backends_agree` on cuda (compared with sim and
+#      torch) for every protocol;
+#   8. compute-sanitizer memcheck, racecheck, initcheck and synccheck on the
+#      cuda backend test, and memcheck on the torch backend's CUDA tests.
 # Logs go to $OUT (when set, as on the device tool) or out/gpu/; summary.txt
 # lists every step with its exit status. Exits non-zero when any step failed.
 #
 # Environment:
 #   CAPCHECK_GPU_TORCH=auto|ON|OFF   LibTorch backend (auto: ON when torch imports)
 #   CAPCHECK_GPU_BUILD=dir           build directory (default build-gpu)
-#   CAPCHECK_GPU_STEPS="..."         subset of: build test bench cli sanitize (default all)
+#   CAPCHECK_GPU_STEPS="..."         subset of: build test torch bench cli agree sanitize
+#                                    (default all)
 #   CAPCHECK_GPU_APPLY_REGISTRY=1    apply src/cuda/register.md to this copy first
 #   CAPCHECK_GPU_CASES=N             cases per property for `capcheck run` (default 1000)
+#   CAPCHECK_GPU_AGREE_CASES=N       cases per protocol for backends_agree (default 2000)
+#   CAPCHECK_GPU_SANITIZERS="..."    compute-sanitizer tools on the cuda backend test
+#                                    (default: memcheck racecheck initcheck synccheck)
 set -uo pipefail
 
 root_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,8 +35,10 @@ out_dir="${OUT:-${root_dir}/out/gpu}"
 mkdir -p "${out_dir}"
 build_dir="${CAPCHECK_GPU_BUILD:-build-gpu}"
 torch_mode="${CAPCHECK_GPU_TORCH:-auto}"
-steps="${CAPCHECK_GPU_STEPS:-build test bench cli sanitize}"
+steps="${CAPCHECK_GPU_STEPS:-build test torch bench cli agree sanitize}"
 cases="${CAPCHECK_GPU_CASES:-1000}"
+agree_cases="${CAPCHECK_GPU_AGREE_CASES:-2000}"
+sanitizers="${CAPCHECK_GPU_SANITIZERS:-memcheck racecheck initcheck synccheck}"
 summary="${out_dir}/summary.txt"
 : >"${summary}"
 failed=0
@@ -114,9 +123,26 @@ if want build; then
 fi
 
 bin="${build_dir}"
+torch_test="${bin}/tests/torch_backend_test"
+backends="sim cuda"
+if [[ -x "${torch_test}" ]]; then
+  backends+=" torch"
+fi
 if want test; then
   step "ctest -L gpu" "${out_dir}/test.log" 600 \
     ctest --test-dir "${build_dir}" -L gpu --output-on-failure
+fi
+
+if want torch; then
+  if [[ -x "${torch_test}" ]]; then
+    # CPU and CUDA halves of one binary; the CUDA half prints what LibTorch
+    # and CUDA answered to the illegal calls.
+    step "torch_backend_test (CPU and CUDA)" "${out_dir}/torch.log" 600 "${torch_test}"
+    grep -E "^torch backend: |^\[  (PASSED|SKIPPED|FAILED)  \]" "${out_dir}/torch.log" |
+      sed "s/^/  /" | tee -a "${summary}"
+  else
+    note "torch_backend_test: not built (no LibTorch)"
+  fi
 fi
 
 if want bench; then
@@ -130,14 +156,17 @@ if want cli; then
   cli_log="${out_dir}/cli.log"
   step "capcheck list" "${cli_log}" 60 "${cli}" list
   for protocol in reference pre-fix seed-pr snapshot-restore; do
-    for backend in sim cuda; do
+    for backend in ${backends}; do
       # Violations exit 1 by design (pre-fix, seed-pr); only 2+ is a failure here.
       step "capcheck run ${backend} ${protocol}" "${cli_log}" 300 \
         bash -c "'${cli}' run --backend ${backend} --protocol ${protocol} --cases ${cases}; rc=\$?; [[ \$rc -le 1 ]]"
     done
   done
-  # A seed-pr counterexample found on sim reproduces on cuda, and vice versa.
-  for pair in "sim cuda" "cuda sim"; do
+  # A seed-pr counterexample found on sim reproduces on cuda and torch, and
+  # one found on either reproduces on sim.
+  pairs=("sim cuda" "cuda sim")
+  [[ " ${backends} " == *" torch "* ]] && pairs+=("sim torch" "torch sim")
+  for pair in "${pairs[@]}"; do
     set -- ${pair}
     token="$(CI=true "${cli}" run --backend "$1" --protocol seed-pr --cases "${cases}" \
       --property first_replay_matches_eager 2>/dev/null | sed -n 's/^reproduce: capcheck reproduce \(cc1:[^ ]*\).*/\1/p' | head -1)"
@@ -151,6 +180,20 @@ if want cli; then
   done
 fi
 
+if want agree; then
+  cli="${bin}/src/cli/capcheck"
+  if "${cli}" list 2>/dev/null | grep -q backends_agree; then
+    # cuda against every other available backend (sim, and torch on CUDA).
+    for protocol in reference pre-fix seed-pr snapshot-restore; do
+      step "backends_agree cuda ${protocol} (${agree_cases})" "${out_dir}/agree.log" 600 \
+        "${cli}" run --backend cuda --property backends_agree --cases "${agree_cases}" \
+        --protocol "${protocol}"
+    done
+  else
+    note "backends_agree: not in this build (capcheck list)"
+  fi
+fi
+
 if want sanitize; then
   san_log="${out_dir}/sanitizer.log"
   test_bin="${bin}/cuda_backend_test"
@@ -161,7 +204,7 @@ if want sanitize; then
   provoking="CudaBackendTest.DownloadDuringCapture*:CudaBackendTest.UploadAndSynchronizeDuringCapture*"
   provoking+=":CudaBackendTest.AllocateAndFreeDuringCapture*:CudaBackendTest.CaptureOnTheLegacyStream*"
   # Fewer property scenarios under the sanitizers: every API call is intercepted.
-  for tool in memcheck racecheck initcheck synccheck; do
+  for tool in ${sanitizers}; do
     step "compute-sanitizer ${tool}" "${san_log}" 300 \
       env CAPCHECK_CUDA_TEST_SCENARIOS=40 compute-sanitizer --tool "${tool}" --error-exitcode 1 \
       --print-limit 50 "${test_bin}" --gtest_filter="-${provoking}"
@@ -176,6 +219,16 @@ if want sanitize; then
     --gtest_filter="${provoking}" >"${out_dir}/sanitizer-api.log" 2>&1
   grep -o "Program hit [a-zA-Z]* (error [0-9]*)[^.]*on CUDA API call to [a-zA-Z]*" \
     "${out_dir}/sanitizer-api.log" | sort | uniq -c | sed "s/^/  api: /" | tee -a "${summary}"
+  if [[ -x "${torch_test}" ]]; then
+    # The torch backend refuses illegal calls on the host (Note [capture state
+    # on the host, torch]), so no CUDA call fails on purpose: API errors count.
+    step "compute-sanitizer memcheck (torch CUDA tests)" "${san_log}" 300 \
+      env CAPCHECK_TORCH_TEST_SCENARIOS=8 compute-sanitizer --tool memcheck --error-exitcode 1 \
+      --print-limit 50 "${torch_test}" --gtest_filter="*TorchCuda*"
+    grep -E "ERROR SUMMARY" "${san_log}" | tail -1 | sed "s/^/  memcheck (torch): /" | tee -a "${summary}"
+    grep -o "Program hit [a-zA-Z]* (error [0-9]*)[^.]*on CUDA API call to [a-zA-Z]*" "${san_log}" |
+      sort | uniq -c | sed "s/^/  api (torch, all sanitizer runs): /" | tee -a "${summary}"
+  fi
 fi
 
 note "overall: $([[ ${failed} -eq 0 ]] && echo passed || echo FAILED)"
