@@ -70,6 +70,7 @@ class TrtllmSubject final : public Subject {
   }
 
   void prepare(const Scenario& s) override {
+    validate(s);  // the layer boundary: every index below relies on it
     if (!limits_.fits(s)) {
       throw UsageError("scenario needs " + std::to_string(s.num_seqs()) + " requests and " +
                        std::to_string(s.num_tokens()) + " tokens; subject was built for " +

@@ -124,6 +124,14 @@ TEST_F(TrtllmSubjectTest, ReplayBeforeCaptureIsAUsageError) {
   EXPECT_THROW(subject_->replay(), UsageError);
 }
 
+TEST_F(TrtllmSubjectTest, InvalidScenarioIsRejectedAtPrepare) {
+  Scenario s;
+  s.num_generations = 2;  // the vectors still describe one request
+  s.key.batch_size = 2;
+  subject_->reset();
+  EXPECT_THROW(subject_->prepare(s), UsageError);
+}
+
 TEST_F(TrtllmSubjectTest, ScenarioLargerThanTheLimitsIsRejected) {
   auto small = make_trtllm_subject(*backend_, SubjectLimits{1, 1});
   Scenario s;
@@ -147,6 +155,7 @@ TEST_F(TrtllmSubjectTest, HarnessGrowsItsSubjectsForLargerScenarios) {
   s.previous_kv_lens_offsets.assign(100, 0);
   s.input_ids.assign(100, 0);
   s.position_ids.assign(100, 0);
+  s.num_accepted_tokens.assign(100, 0);
   Subject& subject = harness.graph_subject(s);
   EXPECT_NO_THROW(subject.prepare(s));
 }
