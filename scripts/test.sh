@@ -3,4 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh ci
+# Fuzz smoke (libFuzzer under ASan + UBSan, about 20 s per harness) where clang is present.
+if command -v clang++-14 >/dev/null 2>&1; then
+  bash scripts/fuzz.sh smoke
+else
+  echo "test.sh: clang++-14 not found; fuzz smoke skipped"
+fi
 ctest --preset ci "$@"

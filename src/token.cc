@@ -271,6 +271,16 @@ const std::set<std::string>& known_fields() {
   return fields;
 }
 
+// An integer JSON value as int64, saturating: nlohmann stores integers above
+// INT64_MAX unsigned, and get<int64_t>() would wrap them to negatives.
+std::int64_t exact_integer(const json& value) {
+  if (value.is_number_unsigned()) {
+    return static_cast<std::int64_t>(
+        std::min<std::uint64_t>(value.get<std::uint64_t>(), static_cast<std::uint64_t>(INT64_MAX)));
+  }
+  return value.get<std::int64_t>();
+}
+
 const json& field(const json& object, const char* name) {
   const auto it = object.find(name);
   if (it == object.end()) {
@@ -285,7 +295,7 @@ std::int32_t int_field(const json& object, const char* name) {
     throw UsageError(std::string("invalid scenario JSON: field '") + name +
                      "' must be an integer, got " + value.type_name());
   }
-  const auto v = value.get<std::int64_t>();
+  const std::int64_t v = exact_integer(value);
   if (v < INT32_MIN || v > INT32_MAX) {
     throw UsageError(std::string("invalid scenario JSON: field '") + name +
                      "' is out of 32-bit range");
@@ -306,7 +316,7 @@ std::vector<std::int32_t> int_array(const json& value, const std::string& name) 
       throw UsageError("invalid scenario JSON: " + name + "[" + std::to_string(i) +
                        "] must be an integer, got " + element.type_name());
     }
-    const auto v = element.get<std::int64_t>();
+    const std::int64_t v = exact_integer(element);
     if (v < INT32_MIN || v > INT32_MAX) {
       throw UsageError("invalid scenario JSON: " + name + "[" + std::to_string(i) +
                        "] is out of 32-bit range");
@@ -353,7 +363,7 @@ Scenario from_json(std::string_view text) {
   json j;
   try {
     j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors and out-of-range numbers alike
     throw UsageError(std::string("invalid scenario JSON: ") + e.what());
   }
   if (!j.is_object()) {

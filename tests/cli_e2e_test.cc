@@ -205,6 +205,8 @@ TEST(Cli, BadInputExitsTwoWithAMessageNamingTheProblem) {
       {"check --scenario " + data("bad_unknown_field.json"), 2, "unknown field 'warmup'"},
       {"check --scenario " + data("bad_syntax.json"), 2, "invalid scenario JSON"},
       {"check --scenario " + data("bad_batch_size.json"), 2, "batch_size: is 3 but num_contexts + num_generations = 1"},
+      {"check --scenario " + data("bad_number_overflow.json"), 2, "number overflow"},
+      {"check --scenario " + data("bad_huge_integer.json"), 2, "field 'warmups' is out of 32-bit range"},
       {"run --max-seconds -1", 2, "--max-seconds"},
       {"run --shrink-budget -5", 2, "--shrink-budget"},
       {"run --case-timeout x", 2, "--case-timeout"},
