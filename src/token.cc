@@ -65,6 +65,12 @@ std::string base64url_decode(std::string_view text) {
       out.push_back(static_cast<char>((acc >> bits) & 0xFFu));
     }
   }
+  // The unused low bits of the last character must be zero: otherwise two
+  // different tokens would decode to the same scenario.
+  if (bits > 0 && (acc & ((1u << bits) - 1u)) != 0) {
+    throw UsageError("invalid token: its last character is not canonical base64url; the token "
+                     "was altered (copy it whole)");
+  }
   return out;
 }
 

@@ -92,6 +92,8 @@ void print_failure_details(const Verdict& verdict, const Scenario& scenario,
 }
 
 struct RunOptions {
+  std::string draft_loop = "on";
+  std::string capture = "any";
   std::string protocol = "reference";
   std::string mutant = "none";
   int cases = 1000;
@@ -144,6 +146,10 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
   RunConfig config;
   config.cases = options.cases;
   config.gen = options.ranges;
+  config.gen.draft_loop = options.draft_loop == "on";
+  config.gen.capture = options.capture == "startup"   ? CaptureKind::kStartup
+                       : options.capture == "runtime" ? CaptureKind::kRuntime
+                                                      : CaptureKind::kAny;
   config.gen.protocol = parse_protocol(options.protocol);
   config.gen.mutant = parse_mutant(options.mutant);
   validate(config.gen);
@@ -174,10 +180,7 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
   std::cout << fmt::format(
       "capcheck run: backend={} protocol={} mutant={} draft_loop={} capture={} cases={} "
       "seeds={}\n",
-      common.backend, options.protocol, options.mutant, options.ranges.draft_loop ? "on" : "off",
-      options.ranges.capture == CaptureKind::kAny       ? "any"
-      : options.ranges.capture == CaptureKind::kStartup ? "startup"
-                                                        : "runtime",
+      common.backend, options.protocol, options.mutant, options.draft_loop, options.capture,
       options.cases,
       options.seed ? "fixed (--seed)" : ci ? "derived from property names (CI=true)" : "random");
   if (!config.regressions.empty()) {
@@ -273,7 +276,7 @@ struct SimulateOptions {
   std::string protocol = "reference";
   std::string mutant = "none";
   std::string capture = "lazy";
-  bool draft_loop = true;
+  std::string draft_loop = "on";
   int draft_len = 2;
   int max_batch_size = 8;
   int max_num_tokens = 64;
@@ -287,7 +290,7 @@ int simulate_command(const std::string& backend, const SimulateOptions& o) {
   config.max_batch_size = o.max_batch_size;
   config.max_num_tokens = o.max_num_tokens;
   config.draft_len = o.draft_len;
-  config.draft_loop = o.draft_loop && o.draft_len > 0;
+  config.draft_loop = o.draft_loop == "on" && o.draft_len > 0;
   config.capture = sim::parse_capture_policy(o.capture);
   config.protocol = parse_protocol(o.protocol);
   config.mutant = parse_mutant(o.mutant);
@@ -297,7 +300,7 @@ int simulate_command(const std::string& backend, const SimulateOptions& o) {
       "capcheck simulate --seed {} --iterations {} --protocol {} --mutant {} --capture {} "
       "--draft-len {} --draft-loop {} --max-batch-size {} --max-num-tokens {} --backend {}",
       o.seed, o.iterations, o.protocol, o.mutant, o.capture, o.draft_len,
-      o.draft_loop ? "on" : "off", o.max_batch_size, o.max_num_tokens, backend);
+      o.draft_loop, o.max_batch_size, o.max_num_tokens, backend);
   std::cout << "capcheck simulate: " << rerun.substr(std::string("capcheck simulate ").size())
             << '\n';
   auto report = [&](const std::vector<Verdict>& failures, const Scenario* scenario) {
@@ -369,6 +372,32 @@ int list_command() {
   return 0;
 }
 
+// "--x: must be one of a, b, c (got 'y')".
+CLI::Validator one_of(std::vector<std::string> allowed) {
+  return CLI::Validator(
+      [allowed](std::string& value) -> std::string {
+        for (const auto& a : allowed) {
+          if (value == a) return "";
+        }
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        return "must be one of " + list + " (got '" + value + "')";
+      },
+      "");
+}
+
+CLI::Validator unsigned_integer() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        if (!value.empty() && value.size() <= 20 &&
+            value.find_first_not_of("0123456789") == std::string::npos) {
+          return "";
+        }
+        return "must be an integer from 0 to 18446744073709551615 (got '" + value + "')";
+      },
+      "");
+}
+
 void add_common(CLI::App* command, CommonOptions& common) {
   command->add_option("--backend,-b", common.backend, "backend: sim, torch or cuda (see `list`)")
       ->default_val("sim");
@@ -395,24 +424,22 @@ int main_impl(int argc, char** argv) {
       ->check(CLI::Range(1, kCasesMax));
   run->add_option("--seed,-s", run_options.seed,
                   "RapidCheck seed (default: random; derived from the property name under CI=true)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(unsigned_integer());
   run->add_option("--batch-size-max", ranges.batch_size_max, "largest generated batch")
       ->default_val(64)->check(CLI::Range(1, kBatchSizeMax));
   run->add_option("--draft-len-max", ranges.draft_len_max, "largest generated draft length")
       ->default_val(4)->check(CLI::Range(0, kDraftLenMax));
   run->add_option("--warmups-max", ranges.warmups_max, "largest generated warmup count")
       ->default_val(4)->check(CLI::Range(0, kWarmupsMax - 1));
-  run->add_option("--draft-loop", ranges.draft_loop,
+  run->add_option("--draft-loop", run_options.draft_loop,
                   "one-model speculative decoding's draft loop in the forward: on or off")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, bool>{{"on", true}, {"off", false}}))
-      ->default_str("on");
-  run->add_option("--capture", ranges.capture,
+      ->check(one_of({"on", "off"}))
+      ->default_val("on");
+  run->add_option("--capture", run_options.capture,
                   "which captures to generate: any, startup (zero offsets) or runtime (lazy, "
                   "overlap-scheduler offsets)")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, CaptureKind>{
-          {"any", CaptureKind::kAny}, {"startup", CaptureKind::kStartup},
-          {"runtime", CaptureKind::kRuntime}}))
-      ->default_str("any");
+      ->check(one_of({"any", "startup", "runtime"}))
+      ->default_val("any");
   run->add_option("--regressions", run_options.regressions_dir,
                   "directory of token files replayed before new cases; new failures are appended");
   run->add_option("--max-seconds", run_options.seconds_max,
@@ -449,7 +476,7 @@ int main_impl(int argc, char** argv) {
   auto* simulate = app.add_subcommand(
       "simulate", "run the engine simulator; check every capture and graph iteration");
   simulate->add_option("--seed,-s", sim_options.seed, "seed of arrivals and acceptance")
-      ->check(CLI::NonNegativeNumber);
+      ->check(unsigned_integer());
   simulate->add_option("--iterations,-n", sim_options.iterations, "engine iterations")
       ->check(CLI::Range(1, 10000000));
   simulate->add_option("--protocol", sim_options.protocol, "capture protocol");
@@ -459,7 +486,7 @@ int main_impl(int argc, char** argv) {
   simulate->add_option("--draft-len", sim_options.draft_len, "draft length (0: no speculative decoding)")
       ->check(CLI::Range(0, kDraftLenMax));
   simulate->add_option("--draft-loop", sim_options.draft_loop, "draft loop in the forward: on or off")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, bool>{{"on", true}, {"off", false}}));
+      ->check(one_of({"on", "off"}));
   simulate->add_option("--max-batch-size", sim_options.max_batch_size, "scheduler limit")
       ->check(CLI::Range(1, kBatchSizeMax));
   simulate->add_option("--max-num-tokens", sim_options.max_num_tokens, "scheduler limit")
