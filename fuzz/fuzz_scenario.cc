@@ -43,19 +43,6 @@ class Choices {
   FuzzedDataProvider bytes_;  // reads integers from the end of the input
 };
 
-// `count` values in [0, bound) from one seed, as properties/generators.cc
-// derives token ids: seed 0 gives all zeros. Token ids never decide a capture
-// bug, so one seed instead of one choice per token keeps inputs short.
-std::vector<std::int32_t> seeded_values(std::uint32_t seed, std::int32_t count, std::int32_t bound) {
-  std::vector<std::int32_t> values(static_cast<std::size_t>(count), 0);
-  if (seed == 0) return values;
-  for (std::int32_t i = 0; i < count; ++i) {
-    const auto mixed = static_cast<std::uint32_t>(model_mix(static_cast<std::int32_t>(seed), i, 0));
-    values[static_cast<std::size_t>(i)] =
-        static_cast<std::int32_t>(mixed % static_cast<std::uint32_t>(bound));
-  }
-  return values;
-}
 
 // The choices of one request, read whatever its kind (Note [fixed-width choices]).
 struct RequestChoices {

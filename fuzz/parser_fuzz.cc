@@ -27,31 +27,7 @@
 namespace capcheck {
 namespace {
 
-// The token's compact encoding around a payload, as src/token.cc writes it:
-// payload + little-endian FNV-1a-32 of the payload, base64url without padding.
-std::string wrap_payload(std::string_view payload) {
-  std::uint32_t hash = 2166136261u;
-  for (unsigned char byte : payload) {
-    hash ^= byte;
-    hash *= 16777619u;
-  }
-  std::string bytes(payload);
-  for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<char>((hash >> (8 * i)) & 0xFFu));
-  constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out(kTokenPrefix);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char byte : bytes) {
-    acc = (acc << 8) | byte;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(acc >> bits) & 63u]);
-    }
-  }
-  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 63u]);
-  return out;
-}
+std::string wrap_payload(std::string_view payload) { return detail::frame_token_payload(payload); }
 
 [[noreturn]] void fail(const char* path, const std::string& what, std::string_view input) {
   std::fprintf(stderr, "\n==== parser_fuzz: %s: %s\ninput (%zu bytes): %.*s\n", path, what.c_str(),

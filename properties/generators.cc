@@ -26,24 +26,6 @@ void validate(const GenOptions& o) {
   }
 }
 
-namespace {
-
-// `count` values in [0, bound) derived from one seed; seed 0 gives all zeros,
-// so shrinking the seed shrinks every value at once. One pick instead of one
-// shrinkable per element keeps generation off the hot path.
-std::vector<std::int32_t> seeded_values(std::uint32_t seed, std::int32_t count, std::int32_t bound) {
-  std::vector<std::int32_t> values(static_cast<std::size_t>(count), 0);
-  if (seed == 0) return values;
-  for (std::int32_t i = 0; i < count; ++i) {
-    const auto mixed = static_cast<std::uint32_t>(model_mix(static_cast<std::int32_t>(seed), i, 0));
-    values[static_cast<std::size_t>(i)] =
-        static_cast<std::int32_t>(mixed % static_cast<std::uint32_t>(bound));
-  }
-  return values;
-}
-
-}  // namespace
-
 rc::Gen<Scenario> gen_scenario(const GenOptions& options) {
   validate(options);
   return rc::gen::exec([o = options] {

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "capcheck/errors.h"
+#include "capcheck/model.h"
 
 namespace capcheck {
 
@@ -199,6 +200,19 @@ std::string summarize(const Scenario& s) {
       << " previous_pos_id_offsets=" << list(s.previous_pos_id_offsets)
       << " previous_kv_lens_offsets=" << list(s.previous_kv_lens_offsets);
   return out.str();
+}
+
+std::vector<std::int32_t> seeded_values(std::uint32_t seed, std::int32_t count, std::int32_t bound) {
+  CAPCHECK_ASSERT(count >= 0);
+  CAPCHECK_ASSERT(bound >= 1);
+  std::vector<std::int32_t> values(static_cast<std::size_t>(count), 0);
+  if (seed == 0) return values;
+  for (std::int32_t i = 0; i < count; ++i) {
+    const auto mixed = static_cast<std::uint32_t>(model_mix(static_cast<std::int32_t>(seed), i, 0));
+    values[static_cast<std::size_t>(i)] =
+        static_cast<std::int32_t>(mixed % static_cast<std::uint32_t>(bound));
+  }
+  return values;
 }
 
 std::ostream& operator<<(std::ostream& out, const Scenario& scenario) {

@@ -78,13 +78,18 @@ std::string base64url_decode(std::string_view text) {
 
 constexpr std::uint8_t kFormatVersion = 1;
 
-std::uint32_t fnv1a(const std::string& bytes, std::size_t count) {
+std::uint32_t fnv1a(std::string_view bytes, std::size_t count) {
   std::uint32_t hash = 2166136261u;
   for (std::size_t i = 0; i < count; ++i) {
     hash ^= static_cast<unsigned char>(bytes[i]);
     hash *= 16777619u;
   }
   return hash;
+}
+
+void append_checksum(std::string& bytes) {
+  const std::uint32_t sum = fnv1a(bytes, bytes.size());
+  for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<char>((sum >> (8 * i)) & 0xFFu));
 }
 
 class Writer {
@@ -105,11 +110,7 @@ class Writer {
     varint(values.size());
     for (auto v : values) signed_value(v);
   }
-  std::string finish() {
-    const std::uint32_t sum = fnv1a(bytes_, bytes_.size());
-    for (int i = 0; i < 4; ++i) bytes_.push_back(static_cast<char>((sum >> (8 * i)) & 0xFFu));
-    return std::move(bytes_);
-  }
+  std::string payload() { return std::move(bytes_); }
 
  private:
   std::string bytes_;
@@ -206,8 +207,16 @@ std::string encode_token(const Scenario& s) {
   w.varint(s.draft_loop ? 1 : 0);
   w.array(s.num_accepted_tokens);
   w.varint(static_cast<std::uint64_t>(s.num_dummy_requests));
-  return std::string(kTokenPrefix) + base64url_encode(w.finish());
+  return detail::frame_token_payload(w.payload());
 }
+
+namespace detail {
+std::string frame_token_payload(std::string_view payload) {
+  std::string bytes(payload);
+  append_checksum(bytes);
+  return std::string(kTokenPrefix) + base64url_encode(bytes);
+}
+}  // namespace detail
 
 Scenario decode_token(std::string_view token) {
   if (token.size() > kTokenLengthMax) {

@@ -110,6 +110,12 @@ void validate(const Scenario& scenario);
 /// A one-line human summary: key, composition, warmups, protocol, offsets.
 std::string summarize(const Scenario& scenario);
 
+/// `count` values in [0, bound) derived from one seed; seed 0 gives all zeros.
+/// Generators and fuzzers fill fields that never decide a capture bug (token
+/// ids, past lengths) this way: one choice instead of one per element, and
+/// shrinking the seed to 0 shrinks every value at once.
+std::vector<std::int32_t> seeded_values(std::uint32_t seed, std::int32_t count, std::int32_t bound);
+
 /// Writes summarize(scenario) (so test frameworks print scenarios readably).
 std::ostream& operator<<(std::ostream& out, const Scenario& scenario);
 

@@ -22,6 +22,13 @@ std::string encode_token(const Scenario& scenario);
 /// (prefix, alphabet, truncation, checksum, trailing bytes, or a field).
 Scenario decode_token(std::string_view token);
 
+namespace detail {
+/// The token framing around an encoded payload: the payload's FNV-1a checksum
+/// appended, base64url, the `cc1:` prefix. For fuzzers that reach the decoder
+/// past the checksum with payloads of their own.
+std::string frame_token_payload(std::string_view payload);
+}  // namespace detail
+
 /// Pretty JSON with the field names of Scenario (TensorRT-LLM's names).
 std::string to_json(const Scenario& scenario, int indent = 2);
 
