@@ -287,10 +287,8 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   // backends_agree compares sim with every other backend available here, as
   // `capcheck run` does; with none it is left out (the CLI drops it too).
   std::string peers;
-  for (const auto& info : list_backends()) {
-    if (!info.available || info.name == "sim") continue;
-    c.harness->add_peer(make_backend(info.name));
-    peers += (peers.empty() ? "" : ",") + info.name;
+  for (const auto& name : add_available_peers(*c.harness)) {
+    peers += (peers.empty() ? "" : ",") + name;
   }
   for (const auto& property : all_properties()) {
     if (property.canary) continue;

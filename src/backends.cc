@@ -48,4 +48,15 @@ std::unique_ptr<Backend> make_backend(std::string_view name, BackendOptions opti
   throw UsageError("unknown backend '" + std::string(name) + "'; known: sim, torch, cuda");
 }
 
+std::vector<std::string> add_available_peers(Harness& harness) {
+  const std::string self(harness.backend().name());
+  std::vector<std::string> peers;
+  for (const auto& info : list_backends()) {
+    if (!info.available || info.name == self) continue;
+    harness.add_peer(make_backend(info.name));
+    peers.push_back(info.name);
+  }
+  return peers;
+}
+
 }  // namespace capcheck

@@ -10,10 +10,7 @@ Harness& harness(const std::string& backend) {
   auto& slot = harnesses[backend];
   if (!slot) {
     slot = std::make_unique<Harness>(make_backend(backend));
-    // Peers for backends_agree: every other backend available here.
-    for (const auto& info : list_backends()) {
-      if (info.available && info.name != backend) slot->add_peer(make_backend(info.name));
-    }
+    add_available_peers(*slot);  // for backends_agree
   }
   return *slot;
 }

@@ -58,13 +58,7 @@ void add_peers(Harness& harness, const std::string& backend,
   const auto agree = std::find_if(properties.begin(), properties.end(),
                                   [](const PropertyInfo* p) { return p->name == "backends_agree"; });
   if (agree == properties.end()) return;
-  std::vector<std::string> peers;
-  for (const auto& info : list_backends()) {
-    if (info.available && info.name != backend) {
-      harness.add_peer(make_backend(info.name));
-      peers.push_back(info.name);
-    }
-  }
+  const std::vector<std::string> peers = add_available_peers(harness);
   if (!peers.empty()) {
     std::string list;
     for (const auto& p : peers) list += (list.empty() ? "" : ", ") + p;

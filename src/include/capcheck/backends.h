@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "capcheck/backend.h"
+#include "capcheck/harness.h"
 
 namespace capcheck {
 
@@ -26,5 +27,9 @@ std::vector<BackendInfo> list_backends();
 /// A new backend. Throws UsageError for an unknown name, and BackendError
 /// (kUnavailable) for a known backend this build or machine cannot run.
 std::unique_ptr<Backend> make_backend(std::string_view name, BackendOptions options = {});
+
+/// Adds every other backend available here as a peer of `harness` (what
+/// backends_agree compares with); returns their names.
+std::vector<std::string> add_available_peers(Harness& harness);
 
 }  // namespace capcheck
