@@ -4,14 +4,6 @@
 
 namespace capcheck {
 
-namespace {
-std::vector<std::int32_t> read(Backend& backend, Slice slice) {
-  std::vector<std::int32_t> values(static_cast<std::size_t>(slice.count));
-  backend.download(slice, values.data());
-  return values;
-}
-}  // namespace
-
 EngineRunner::EngineRunner(std::unique_ptr<Backend> backend, const sim::EngineConfig& config)
     : engine_(config), harness_(std::move(backend)) {
   // Size the subjects once for the largest batch: a rebuild would drop graphs.

@@ -22,6 +22,12 @@ std::string slice_text(const Backend& backend, const Slice& slice) {
 }
 }  // namespace
 
+std::vector<std::int32_t> read(Backend& backend, Slice slice) {
+  std::vector<std::int32_t> values(static_cast<std::size_t>(slice.count));
+  backend.download(slice, values.data());
+  return values;
+}
+
 std::string describe(const Backend& backend, const Op& op) {
   const std::string dst = slice_text(backend, op.dst);
   switch (op.kind) {

@@ -70,12 +70,6 @@ class Snapshot {
   std::vector<std::int32_t> values_;
 };
 
-std::vector<std::int32_t> read(Backend& backend, Slice slice) {
-  std::vector<std::int32_t> values(static_cast<std::size_t>(slice.count));
-  backend.download(slice, values.data());
-  return values;
-}
-
 Verdict pass(std::string_view name) {
   Verdict v;
   v.property = std::string(name);

@@ -32,12 +32,6 @@ class CudaBackendTest : public ::testing::Test {
   }
 };
 
-std::vector<std::int32_t> read(Backend& backend, Slice slice) {
-  std::vector<std::int32_t> values(static_cast<std::size_t>(slice.count));
-  backend.download(slice, values.data());
-  return values;
-}
-
 std::vector<std::int32_t> read(Backend& backend, Buffer buffer) {
   return read(backend, whole(buffer));
 }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace capcheck {
 
@@ -124,6 +125,9 @@ struct BackendOptions {
   /// Run on the legacy default stream, where capture is illegal (CUDA error 900).
   bool legacy_stream = false;
 };
+
+/// Downloads `slice` into a new host vector (synchronous; illegal while capturing).
+std::vector<std::int32_t> read(Backend& backend, Slice slice);
 
 /// Human description of an op with its buffer labels, e.g.
 /// "sub kv_lens_cuda[1:4] -= previous_kv_lens_offsets[0:3]".
