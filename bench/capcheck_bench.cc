@@ -4,10 +4,11 @@
 #include <benchmark/benchmark.h>
 #include <rapidcheck.h>
 
-#include "capcheck/backends.h"
+#include "capcheck/trtllm_subject.h"
+#include "capcheck/registry.h"
 #include "capcheck/harness.h"
 #include "capcheck/properties.h"
-#include "rc_runner.h"
+#include "capcheck/runner.h"
 #include <map>
 
 namespace capcheck {
@@ -33,7 +34,7 @@ const std::vector<Scenario>& scenario_pool(Protocol protocol) {
 
 // One property on pre-generated scenarios: the cost of the property itself.
 void property_cases(benchmark::State& state, const char* backend, const char* property) {
-  Harness harness(make_backend(backend));
+  Harness harness(make_backend(backend), make_trtllm_subject);
   const PropertyInfo& info = find_property(property);
   const auto& pool = scenario_pool(Protocol::kReference);
   std::size_t i = 0;
@@ -48,7 +49,7 @@ void property_cases(benchmark::State& state, const char* backend, const char* pr
 
 // The whole RapidCheck loop: generate, run, (no shrinking: all pass).
 void rapidcheck_loop(benchmark::State& state, const char* backend, const char* property) {
-  Harness harness(make_backend(backend));
+  Harness harness(make_backend(backend), make_trtllm_subject);
   RunConfig config;
   config.cases = 1000;
   std::uint64_t seed = 1;

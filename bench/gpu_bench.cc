@@ -1,4 +1,4 @@
-// GPU throughput (DESIGN.md §9): property cases per second on the cuda backend
+// GPU throughput (docs/gpu.md): property cases per second on the cuda backend
 // (with the sim alongside for scale), and a bare CUDA loop doing the same
 // device work per case as the physical reference. Compiled by nvcc (the bare
 // loop has its own kernels); built only with CAPCHECK_ENABLE_CUDA.
@@ -17,13 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "capcheck/trtllm_subject.h"
 #include "capcheck/cuda_backend.h"
 #include "capcheck/errors.h"
 #include "capcheck/harness.h"
-#include "capcheck/model.h"
+#include "capcheck/detail/model.h"
 #include "capcheck/properties.h"
 #include "capcheck/sim_backend.h"
-#include "generators.h"
+#include "capcheck/generators.h"
 
 namespace capcheck {
 namespace {
@@ -74,7 +75,7 @@ void run_properties(benchmark::State& state, const BackendFactory& factory,
                     const std::vector<PropertyFunction>& properties, bool profile) {
   std::unique_ptr<Backend> owned = factory();
   Backend* raw = owned.get();
-  Harness harness(std::move(owned));
+  Harness harness(std::move(owned), make_trtllm_subject);
   const auto& all = scenarios();
   for (const std::size_t i : warmup_indices()) {
     for (PropertyFunction property : properties) (void)property(harness, all[i]);

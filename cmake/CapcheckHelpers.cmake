@@ -1,13 +1,25 @@
-# capcheck_add_test(NAME name SOURCES ... [LIBS ...] [LABELS ...] [ENV ...])
-# One GoogleTest executable registered with ctest under the given labels.
+# capcheck_add_test(NAME name SOURCES ... [LIBS ...] [LABELS ...] [ENV ...] [FILTER ...])
+# One GoogleTest executable; each of its tests is its own ctest entry
+# (gtest_discover_tests), under the given labels. FILTER (a gtest filter)
+# registers only the matching tests. ENV (NAME=VALUE entries) is compiled into
+# the binary (tests/support/test_env.cc).
+include(GoogleTest)
 function(capcheck_add_test)
-  cmake_parse_arguments(ARG "" "NAME" "SOURCES;LIBS;LABELS;ENV" ${ARGN})
-  add_executable(${ARG_NAME} ${ARG_SOURCES})
-  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
+  cmake_parse_arguments(ARG "" "NAME;FILTER" "SOURCES;LIBS;LABELS;ENV" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/support/test_env.cc)
+  if(ARG_ENV)
+    string(REPLACE ";" "|" env "${ARG_ENV}")
+    target_compile_definitions(${ARG_NAME} PRIVATE "CAPCHECK_TEST_ENV=\"${env}\"")
+  endif()
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_LIBS} GTest::gtest capcheck::gtest_main)
   target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src)
-  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()
-  set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "${ARG_ENV}")
+  set(filter)
+  if(ARG_FILTER)
+    set(filter TEST_FILTER ${ARG_FILTER})
+  endif()
+  gtest_discover_tests(${ARG_NAME} ${filter} DISCOVERY_TIMEOUT 60
+                       PROPERTIES LABELS "${ARG_LABELS}")
 endfunction()

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "capcheck/errors.h"
-#include "capcheck/model.h"
+#include "capcheck/detail/model.h"
 
 namespace capcheck {
 

@@ -3,7 +3,7 @@
 // directory argument (sorted by name), through LLVMFuzzerTestOneInput once, so
 // crash files and corpus entries replay under gdb or valgrind. Arguments
 // starting with '-' are libFuzzer flags: they are skipped, so a libFuzzer
-// command line replays as it is. (fmt's FMT_FUZZ_LINKMAIN, STYLE.md "Build".)
+// command line replays as it is. (As fmt's FMT_FUZZ_LINKMAIN; docs/fuzzing.md.)
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>

@@ -24,8 +24,10 @@
 #include <string_view>
 #include <vector>
 
-#include "capcheck/backends.h"
+#include "capcheck/trtllm_subject.h"
+#include "capcheck/registry.h"
 #include "capcheck/errors.h"
+#include "capcheck/hash.h"
 #include "capcheck/harness.h"
 #include "capcheck/properties.h"
 #include "capcheck/scenario.h"
@@ -70,15 +72,6 @@ std::filesystem::path artifact_dir(int argc, char** argv) {
     return std::filesystem::path(std::string(prefix.substr(0, slash + 1)));
   }
   return ".";
-}
-
-std::uint64_t fnv1a64(std::string_view text) {
-  std::uint64_t hash = 14695981039346656037ull;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return hash;
 }
 
 std::string utc_now() {
@@ -283,7 +276,7 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
                                                            : artifact_dir(*argc, *argv);
   c.verbose = env_or("CAPCHECK_FUZZ_VERBOSE", "0") == "1";
   c.shrink = env_or("CAPCHECK_FUZZ_SHRINK", "1") != "0";
-  c.harness = std::make_unique<Harness>(make_sim_backend());
+  c.harness = std::make_unique<Harness>(make_sim_backend(), make_trtllm_subject);
   // backends_agree compares sim with every other backend available here, as
   // `capcheck run` does; with none it is left out (the CLI drops it too).
   std::string peers;

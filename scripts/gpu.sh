@@ -14,15 +14,14 @@
 #      torch) for every protocol;
 #   8. compute-sanitizer memcheck, racecheck, initcheck and synccheck on the
 #      cuda backend test, and memcheck on the torch backend's CUDA tests.
-# Logs go to $OUT (when set, as on the device tool) or out/gpu/; summary.txt
-# lists every step with its exit status. Exits non-zero when any step failed.
+# Logs go to $OUT when it is set, otherwise out/gpu/; summary.txt lists every
+# step with its exit status. Exits non-zero when any step failed.
 #
 # Environment:
 #   CAPCHECK_GPU_TORCH=auto|ON|OFF   LibTorch backend (auto: ON when torch imports)
 #   CAPCHECK_GPU_BUILD=dir           build directory (default build-gpu)
 #   CAPCHECK_GPU_STEPS="..."         subset of: build test torch bench cli agree sanitize
 #                                    (default all)
-#   CAPCHECK_GPU_APPLY_REGISTRY=1    apply src/cuda/register.md to this copy first
 #   CAPCHECK_GPU_CASES=N             cases per property for `capcheck run` (default 1000)
 #   CAPCHECK_GPU_AGREE_CASES=N       cases per protocol for backends_agree (default 2000)
 #   CAPCHECK_GPU_SANITIZERS="..."    compute-sanitizer tools on the cuda backend test
@@ -61,7 +60,7 @@ step() {
 
 deps="${root_dir}/.deps/root/usr"
 if [[ ! -d "${deps}" ]]; then
-  echo "gpu.sh: ${deps} is missing: run scripts/gpu-deps.sh on a networked machine and carry .deps" >&2
+  echo "gpu.sh: ${deps} is missing: run scripts/gpu-deps.sh on a Debian 12 machine with apt and copy .deps into this repository (docs/gpu.md)" >&2
   exit 2
 fi
 export PATH="/usr/local/cuda/bin:${PATH}"
@@ -75,16 +74,6 @@ export CI=true  # deterministic seeds, derived from property names
   echo "cores: $(nproc)"
 } >"${out_dir}/device.txt" 2>&1
 cat "${out_dir}/device.txt"
-
-if [[ "${CAPCHECK_GPU_APPLY_REGISTRY:-0}" == 1 ]] && ! grep -q CAPCHECK_HAVE_CUDA src/backends.cc; then
-  sed -n '/^```diff/,/^```$/p' src/cuda/register.md | sed '1d;$d' >/tmp/capcheck_register.diff
-  if { command -v patch >/dev/null && patch -p1 --forward </tmp/capcheck_register.diff >/dev/null; } ||
-    { command -v git >/dev/null && git apply /tmp/capcheck_register.diff; }; then
-    note "registry: applied src/cuda/register.md to this copy"
-  else
-    note "registry: could not apply src/cuda/register.md"
-  fi
-fi
 
 prefix="${deps};${deps}/lib/x86_64-linux-gnu/cmake;${deps}/share"
 torch_flag=OFF

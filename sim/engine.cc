@@ -4,6 +4,7 @@
 #include <string>
 
 #include "capcheck/errors.h"
+#include "capcheck/hash.h"
 #include "capcheck/sim/batch_sizes.h"
 #include "capcheck/sim/scheduler.h"
 
@@ -13,22 +14,6 @@ namespace {
 
 // TensorRT-LLM's dummy requests carry token id 1 (KVCacheManager.add_dummy_requests).
 constexpr std::int32_t kDummyTokenId = 1;
-
-// 64-bit FNV-1a over little-endian integers: the same bytes on every machine.
-class Fnv1a {
- public:
-  void add(std::uint64_t value) {
-    for (int byte = 0; byte < 8; ++byte) {
-      hash_ ^= (value >> (8 * byte)) & 0xffu;
-      hash_ *= 0x100000001b3ull;
-    }
-  }
-  void add_signed(std::int64_t value) { add(static_cast<std::uint64_t>(value)); }
-  std::uint64_t value() const { return hash_; }
-
- private:
-  std::uint64_t hash_ = 0xcbf29ce484222325ull;
-};
 
 // One generation row as the host prepares it, plus what the device makes of it.
 struct GenerationRow {
@@ -407,33 +392,33 @@ void Engine::complete(const Iteration& it) {
 }
 
 std::uint64_t Engine::state_hash() const {
-  Fnv1a h;
-  h.add(config_.acceptance_seed);
-  h.add_signed(next_index_);
-  h.add_signed(pending_ ? *pending_ : -1);
+  Fnv1a64 h;
+  h.add_u64(config_.acceptance_seed);
+  h.add_i64(next_index_);
+  h.add_i64(pending_ ? *pending_ : -1);
   for (const PendingRow& row : pending_rows_) {
-    h.add_signed(row.id);
-    h.add_signed(row.context_tokens);
+    h.add_i64(row.id);
+    h.add_i64(row.context_tokens);
   }
-  h.add(requests_.size());
+  h.add_u64(requests_.size());
   for (const RequestState& r : requests_) {
-    h.add_signed(r.id);
-    h.add_signed(r.prompt_len);
-    h.add_signed(r.max_new_tokens);
-    h.add_signed(r.context_pos);
-    h.add(r.admitted ? 1 : 0);
-    h.add(r.finished ? 1 : 0);
-    h.add_signed(r.device_tokens);
-    h.add_signed(r.host_tokens);
-    h.add_signed(r.pending_new_tokens);
-    h.add_signed(r.previous_new_tokens_lens);
+    h.add_i64(r.id);
+    h.add_i64(r.prompt_len);
+    h.add_i64(r.max_new_tokens);
+    h.add_i64(r.context_pos);
+    h.add_u64(r.admitted ? 1 : 0);
+    h.add_u64(r.finished ? 1 : 0);
+    h.add_i64(r.device_tokens);
+    h.add_i64(r.host_tokens);
+    h.add_i64(r.pending_new_tokens);
+    h.add_i64(r.previous_new_tokens_lens);
   }
-  h.add(live_.size());
-  for (const RequestId id : live_) h.add_signed(id);
-  h.add(captured_.size());
+  h.add_u64(live_.size());
+  for (const RequestId id : live_) h.add_i64(id);
+  h.add_u64(captured_.size());
   for (const auto& [batch_size, draft_len] : captured_) {
-    h.add_signed(batch_size);
-    h.add_signed(draft_len);
+    h.add_i64(batch_size);
+    h.add_i64(draft_len);
   }
   return h.value();
 }

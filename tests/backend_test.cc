@@ -1,12 +1,12 @@
-// The capture rules of DESIGN.md §5, pinned on every backend this build has.
+// The capture rules of docs/capture-rules.md, pinned on every backend this build has.
 // Each test fails if its rule is broken.
 #include <gtest/gtest.h>
 
 #include <vector>
 
-#include "capcheck/backends.h"
+#include "capcheck/registry.h"
 #include "capcheck/errors.h"
-#include "capcheck/model.h"
+#include "capcheck/detail/model.h"
 #include <functional>
 
 namespace capcheck {

@@ -12,7 +12,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "capcheck/backends.h"
+#include "capcheck/registry.h"
 #include "capcheck/token.h"
 
 namespace capcheck {

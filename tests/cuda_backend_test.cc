@@ -1,4 +1,4 @@
-// The raw CUDA backend against the capture rules of DESIGN.md §5 and, op by op
+// The raw CUDA backend against the capture rules of docs/capture-rules.md and, op by op
 // and property by property, against the sim. Skipped where no CUDA device is
 // present (ctest label `gpu`).
 #include <gtest/gtest.h>
@@ -12,13 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "capcheck/trtllm_subject.h"
 #include "capcheck/cuda_backend.h"
 #include "capcheck/errors.h"
 #include "capcheck/harness.h"
-#include "capcheck/model.h"
+#include "capcheck/detail/model.h"
 #include "capcheck/properties.h"
 #include "capcheck/sim_backend.h"
-#include "generators.h"
+#include "capcheck/generators.h"
 
 namespace capcheck {
 namespace {
@@ -595,8 +596,8 @@ int scenarios_count() {
 }
 
 TEST_F(CudaBackendTest, EveryPropertyVerdictAgreesWithTheSimUnderEveryProtocol) {
-  Harness sim(make_sim_backend());
-  Harness cuda(make_cuda_backend());
+  Harness sim(make_sim_backend(), make_trtllm_subject);
+  Harness cuda(make_cuda_backend(), make_trtllm_subject);
   const auto scenarios = sample_scenarios(scenarios_count(), 20251117);
   int failed_verdicts = 0;
   for (int p = 0; p < kProtocolCount; ++p) {
@@ -622,10 +623,10 @@ TEST_F(CudaBackendTest, EveryPropertyVerdictAgreesWithTheSimUnderEveryProtocol) 
 }
 
 TEST_F(CudaBackendTest, MutantVerdictsAgreeWithTheSimWithoutEagerBatching) {
-  Harness sim(make_sim_backend());
+  Harness sim(make_sim_backend(), make_trtllm_subject);
   auto unbatched = make_cuda_backend();
   cuda_backend_set_eager_batching(*unbatched, false);  // the other launch path
-  Harness cuda(std::move(unbatched));
+  Harness cuda(std::move(unbatched), make_trtllm_subject);
   const auto scenarios = sample_scenarios(std::max(1, scenarios_count() * 3 / 10), 7);
   for (int m = 1; m < kMutantCount; ++m) {
     for (std::size_t i = 0; i < scenarios.size(); ++i) {

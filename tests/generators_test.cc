@@ -5,8 +5,9 @@
 
 #include <set>
 
+#include "capcheck/trtllm_subject.h"
 #include "capcheck/sim_backend.h"
-#include "rc_runner.h"
+#include "capcheck/runner.h"
 #include "capcheck/errors.h"
 
 namespace capcheck {
@@ -85,7 +86,7 @@ Scenario minimal_seed_pr_failure() {
 }
 
 TEST(Shrinking, SeedPrShrinksToTheKnownMinimum) {
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   for (const char* name : {"capture_preserves_inputs", "first_replay_matches_eager"}) {
     for (std::uint64_t seed : {1u, 2u, 3u, 4u, 5u}) {
       RunConfig config;
@@ -103,7 +104,7 @@ TEST(Shrinking, SeedPrShrinksToTheKnownMinimum) {
 }
 
 TEST(Shrinking, PreFixShrinksToOneWarmup) {
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   RunConfig config;
   config.seed = 11;
   config.gen.protocol = Protocol::kPreFix;
@@ -120,7 +121,7 @@ TEST(Shrinking, PreFixShrinksToOneWarmup) {
 // (zero offsets): warmups move kv_lens and no postprocess undoes it (PR #11696).
 // The minimum: one generation request, draft_len 1, one warmup, nothing accepted.
 TEST(Shrinking, DraftLoopBreaksStartupCaptureWithOneWarmup) {
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   for (Protocol protocol : {Protocol::kPreFix, Protocol::kSeedPr}) {
     RunConfig config;
     config.seed = 3;

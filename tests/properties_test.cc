@@ -5,9 +5,10 @@
 
 #include <map>
 
+#include "capcheck/trtllm_subject.h"
 #include "capcheck/errors.h"
 #include "capcheck/sim_backend.h"
-#include "rc_runner.h"
+#include "capcheck/runner.h"
 
 namespace capcheck {
 namespace {
@@ -31,7 +32,7 @@ const char* const kProperties[] = {"capture_preserves_inputs",       "first_repl
                                    "static_inputs_fully_copied"};
 
 TEST(Properties, ReferenceWithoutMutantPassesEveryProperty) {
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   for (const char* property : kProperties) {
     const RunResult result = run(harness, property, Protocol::kReference, Mutant::kNone,
                                  /*draft_loop=*/true);
@@ -71,7 +72,7 @@ TEST(Properties, EachProtocolAndMutantIsKilledByTheExpectedProperties) {
       {true, Protocol::kReference, Mutant::kPaddedRowsNotInert, {padding}},
       {true, Protocol::kReference, Mutant::kReplayWithoutPrepare, {replays}},
   };
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   std::map<std::string, int> kills;
   for (const auto& row : table) {
     std::vector<std::string> killed;
@@ -90,7 +91,7 @@ TEST(Properties, EachProtocolAndMutantIsKilledByTheExpectedProperties) {
 }
 
 TEST(Properties, SnapshotRestoreFixesKvLensButNotStaticPositionIds) {
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   const RunResult result =
       run(harness, "capture_preserves_inputs", Protocol::kSnapshotRestore, Mutant::kNone);
   ASSERT_FALSE(result.passed);
@@ -104,7 +105,7 @@ TEST(Properties, SnapshotRestoreFixesKvLensButNotStaticPositionIds) {
 }
 
 TEST(Properties, ViolationNamesTheBreakingOperation) {
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   const RunResult result =
       run(harness, "capture_preserves_inputs", Protocol::kSeedPr, Mutant::kNone, false);
   ASSERT_FALSE(result.passed);
@@ -139,17 +140,21 @@ class DoubleAddBackend final : public Backend {
   void destroy_graph(Graph graph) override { inner_->destroy_graph(graph); }
   void synchronize() override { inner_->synchronize(); }
   bool capturing() const override { return inner_->capturing(); }
+  const std::vector<RecordedOp>* recorded_ops(Graph graph) const override {
+    return inner_->recorded_ops(graph);
+  }
+  void annotate(const char* phase) override { inner_->annotate(phase); }
 
  private:
   std::unique_ptr<Backend> inner_;
 };
 
 TEST(Properties, BackendsAgreeCatchesAWrongKernelAndNeedsAPeer) {
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   EXPECT_THROW(check_property(find_property("backends_agree"), harness, Scenario{}), UsageError);
   harness.add_peer(make_sim_backend());
   EXPECT_TRUE(run(harness, "backends_agree", Protocol::kSeedPr, Mutant::kNone).passed);
-  Harness broken(make_sim_backend());
+  Harness broken(make_sim_backend(), make_trtllm_subject);
   broken.add_peer(std::make_unique<DoubleAddBackend>());
   const RunResult result = run(broken, "backends_agree", Protocol::kReference, Mutant::kNone);
   ASSERT_FALSE(result.passed);
@@ -158,7 +163,7 @@ TEST(Properties, BackendsAgreeCatchesAWrongKernelAndNeedsAPeer) {
 }
 
 TEST(Properties, CanaryFails) {
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   const RunResult result = run(harness, "canary_forward_never_changes_kv_lens",
                                Protocol::kReference, Mutant::kNone);
   EXPECT_FALSE(result.passed);

@@ -5,7 +5,7 @@
 
 #include "capcheck/errors.h"
 #include "capcheck/token.h"
-#include "generators.h"
+#include "capcheck/generators.h"
 
 namespace capcheck {
 namespace {

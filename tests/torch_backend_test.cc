@@ -2,9 +2,10 @@
 // present) on CUDA with real CUDA graphs: its model step is bitwise model_mix,
 // it agrees bitwise with the sim on random op sequences (captures and replays
 // included) and on every property's verdict, and the capture rules of
-// DESIGN.md §5 hold on it with the sim's error kinds. Tests that need CUDA have
+// docs/capture-rules.md hold on it with the sim's error kinds. Tests that need CUDA have
 // "TorchCuda" in their name (ctest runs them as torch_backend_cuda_test, label
 // `gpu`) and skip with "skipped: no CUDA device: ..." elsewhere.
+#include "capcheck/trtllm_subject.h"
 #include "capcheck/torch_backend.h"
 
 #include <gtest/gtest.h>
@@ -24,10 +25,10 @@
 #include "capcheck/backend.h"
 #include "capcheck/errors.h"
 #include "capcheck/harness.h"
-#include "capcheck/model.h"
+#include "capcheck/detail/model.h"
 #include "capcheck/properties.h"
 #include "capcheck/sim_backend.h"
-#include "generators.h"
+#include "capcheck/generators.h"
 
 namespace capcheck {
 namespace {
@@ -398,7 +399,7 @@ TEST_P(AgreesWithSim, OnRandomOpsCapturesAndReplays) {
   EXPECT_GT(differential.errors_count(), 0);
 }
 
-// (c) The capture rules of DESIGN.md §5, on torch (CPU and CUDA) and, for
+// (c) The capture rules of docs/capture-rules.md, on torch (CPU and CUDA) and, for
 // reference, on the sim: the same calls give the same results and errors.
 class CaptureRules : public ::testing::TestWithParam<std::string> {
  protected:
@@ -680,8 +681,8 @@ class PropertyVerdicts : public OnTorchDevice {};
 CAPCHECK_ON_TORCH_DEVICES(PropertyVerdicts);
 
 TEST_P(PropertyVerdicts, AgreeWithTheSimUnderEveryProtocolAndMutant) {
-  Harness sim(make_sim_backend());
-  Harness torch(make_torch_backend({}, device()));
+  Harness sim(make_sim_backend(), make_trtllm_subject);
+  Harness torch(make_torch_backend({}, device()), make_trtllm_subject);
   const auto scenarios = sample_scenarios(scenarios_count(), 20261128);
   int failed_verdicts = 0;
   for (int variant = 0; variant < kProtocolCount + kMutantCount - 1; ++variant) {

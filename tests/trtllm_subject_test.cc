@@ -1,5 +1,5 @@
 // The built-in TensorRT-LLM subject against hand-computed cases, including the
-// H200 measurement of DESIGN.md §1.
+// H200 measurement of the seed-pr bug (docs/properties.md).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -9,7 +9,7 @@
 #include "capcheck/sim_backend.h"
 #include "capcheck/token.h"
 #include "capcheck/trtllm_subject.h"
-#include "capcheck/model.h"
+#include "capcheck/detail/model.h"
 #include "capcheck/errors.h"
 
 namespace capcheck {
@@ -44,7 +44,7 @@ class TrtllmSubjectTest : public ::testing::Test {
   }
 };
 
-// DESIGN.md §1: on an H200 with PyTorch 2.11, kv_lens [10,20,30,40] with
+// On an H200 with PyTorch 2.11 (docs/properties.md), kv_lens [10,20,30,40] with
 // generation rows 1..3 and kv offset 3 became [10,17,27,37] after a seed-pr
 // capture, and the first replay computed with [10,20,30,40] where eager sees
 // [10,23,33,43].
@@ -145,7 +145,7 @@ TEST_F(TrtllmSubjectTest, ScenarioLargerThanTheLimitsIsRejected) {
 }
 
 TEST_F(TrtllmSubjectTest, HarnessGrowsItsSubjectsForLargerScenarios) {
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   Scenario s;
   s.key = GraphKey{100, 0};
   s.num_generations = 100;

@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "rc_runner.h"
+#include "capcheck/runner.h"
 
 namespace capcheck::cli {
 

@@ -10,17 +10,18 @@
 #include <set>
 #include <sstream>
 
-#include "capcheck/backends.h"
+#include "capcheck/registry.h"
 #include "capcheck/errors.h"
 #include "capcheck/harness.h"
 #include "capcheck/properties.h"
 #include "capcheck/regressions.h"
+#include "capcheck/trtllm_subject.h"
 #include "case_log.h"
-#include "engine_runner.h"
+#include "capcheck/engine_runner.h"
 #include <ctime>
 #include <algorithm>
 #include "capcheck/token.h"
-#include "rc_runner.h"
+#include "capcheck/runner.h"
 #include <rapidcheck/detail/Configuration.h>
 
 namespace capcheck {
@@ -122,7 +123,7 @@ void print_regression_draft(const RunResult& failure, const Scenario& scenario,
             << (ci_seed(token) & 0xffffffu) << std::dec << ") {\n"
             << "    capcheck::Scenario s = capcheck::decode_token(\"" << token << "\");\n"
             << "    s.protocol = capcheck::Protocol::kReference;  // the fixed protocol\n"
-            << "    capcheck::Harness harness(capcheck::make_backend(\"" << backend << "\"));\n"
+            << "    capcheck::Harness harness(capcheck::make_backend(\"" << backend << "\"), capcheck::make_trtllm_subject);\n"
             << "    EXPECT_TRUE(capcheck::check_property(capcheck::find_property(\""
             << failure.property << "\"), harness, s).passed);\n"
             << "  }\n";
@@ -154,7 +155,7 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
       config.regressions.push_back(std::move(entry.scenario));
     }
   }
-  Harness harness(make_backend(common.backend));
+  Harness harness(make_backend(common.backend), make_trtllm_subject);
   add_peers(harness, common.backend, properties, !common.properties.empty());
   cli::CaseLog log(options.in_flight_path == "auto"   ? cli::default_in_flight_path()
                    : options.in_flight_path == "none" ? ""
@@ -235,7 +236,7 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
 // Runs the selected properties once on `scenario` (reproduce and check).
 int check_scenario(const CommonOptions& common, const Scenario& scenario, bool print_json) {
   auto properties = select_properties(common.properties);
-  Harness harness(make_backend(common.backend));
+  Harness harness(make_backend(common.backend), make_trtllm_subject);
   std::cout << "backend: " << common.backend << '\n';
   add_peers(harness, common.backend, properties, !common.properties.empty());
   std::cout << "scenario: " << summarize(scenario) << '\n';

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "capcheck/trtllm_subject.h"
 #include "capcheck/harness.h"
 #include "capcheck/properties.h"
 #include "capcheck/sim/sim.h"
@@ -27,7 +28,7 @@ struct RunResult {
 // fourth other iteration too (as if its key had been captured then).
 RunResult run(const EngineConfig& config, int iterations, bool also_uncaptured) {
   Engine engine(config);
-  Harness harness(make_sim_backend());
+  Harness harness(make_sim_backend(), make_trtllm_subject);
   RunResult result;
   auto check = [&](const Scenario& scenario, const std::string& where) {
     ++result.scenarios;

@@ -1,5 +1,5 @@
 // The device backend: one device, one stream, int32 buffers and a handful of
-// elementwise ops, with CUDA-graph stream capture (DESIGN.md §4.2, §5).
+// elementwise ops, with CUDA-graph stream capture (docs/capture-rules.md).
 // Backends see buffers and ops, never requests or scenarios.
 #pragma once
 
@@ -61,6 +61,19 @@ struct Op {
   std::int32_t value = 0;
 };
 
+/// One op of a captured graph, with the phase (Backend::annotate) it was
+/// captured in.
+struct RecordedOp {
+  Op op;
+  const char* phase = "";
+};
+
+/// True when `a` and `b` share at least one element of one buffer.
+inline bool overlaps(const Slice& a, const Slice& b) {
+  return a.buffer == b.buffer && a.count > 0 && b.count > 0 && a.offset < b.offset + b.count &&
+         b.offset < a.offset + a.count;
+}
+
 /// A captured, instantiated graph.
 struct Graph {
   std::uint32_t id = 0;
@@ -103,10 +116,14 @@ class Backend {
   virtual void synchronize() = 0;
   /// True between begin_capture() and end_capture().
   virtual bool capturing() const = 0;
+  /// The ops a live graph recorded, oldest first, with their phases; null for
+  /// a graph that is not live (Note [one capture model]).
+  virtual const std::vector<RecordedOp>* recorded_ops(Graph graph) const = 0;
 
   /// Names the phase of the ops launched next ("warmup 1 preprocess", ...), for
-  /// traces. `phase` must outlive the backend (a string literal).
-  virtual void annotate(const char* phase) { (void)phase; }
+  /// traces; a graph keeps the phase of each op it recorded. `phase` must
+  /// outlive the backend (a string literal).
+  virtual void annotate(const char* phase) = 0;
 
   // Convenience wrappers around launch().
   void add(Slice dst, Slice src) { launch(Op{OpKind::kAdd, dst, src, {}, {}, {}, 0}); }

@@ -1,4 +1,4 @@
-// Error tiers of capcheck (see STYLE.md): user misuse, backend/CUDA failures,
+// Error tiers of capcheck (docs/architecture.md): user misuse, backend/CUDA failures,
 // internal invariants, and the process exit code of each.
 #pragma once
 
@@ -57,6 +57,25 @@ class BackendError : public std::runtime_error {
   const char* file_;
   int line_;
 };
+
+/// Where a failure was raised. `current()` in a default argument is the
+/// caller's file and line (GCC, clang and nvcc's front end all provide the
+/// builtins), so a helper that throws on a caller's behalf still records the
+/// caller, not itself.
+struct SourceLocation {
+  const char* file = "";
+  int line = 0;
+  static constexpr SourceLocation current(const char* file = __builtin_FILE(),
+                                          int line = __builtin_LINE()) {
+    return SourceLocation{file, line};
+  }
+};
+
+/// Throws BackendError(kind, call, message) located at `where`: the caller of
+/// the function whose default argument is SourceLocation::current().
+[[noreturn]] void throw_backend_error(BackendErrorKind kind, std::string call,
+                                      const std::string& message,
+                                      SourceLocation where = SourceLocation::current());
 
 /// One of capcheck's own invariants does not hold: a bug in capcheck.
 class InternalError : public std::logic_error {

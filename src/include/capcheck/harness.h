@@ -3,19 +3,20 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "capcheck/backend.h"
 #include "capcheck/subject.h"
-#include "capcheck/trace.h"
+#include "capcheck/detail/trace.h"
 
 namespace capcheck {
 
 class Harness {
  public:
-  /// Takes ownership of `backend`; subjects are built by `factory` (the
-  /// built-in TensorRT-LLM subject when null).
-  explicit Harness(std::unique_ptr<Backend> backend, SubjectFactory factory = nullptr);
+  /// Takes ownership of `backend`; subjects are built by `factory`
+  /// (make_trtllm_subject for the built-in one). A null factory is a UsageError.
+  Harness(std::unique_ptr<Backend> backend, SubjectFactory factory);
   ~Harness();
   Harness(const Harness&) = delete;
   Harness& operator=(const Harness&) = delete;
@@ -50,5 +51,9 @@ class Harness {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Adds every other backend available here (registry.h) as a peer of
+/// `harness`, with the harness's subject factory; returns their names.
+std::vector<std::string> add_available_peers(Harness& harness);
 
 }  // namespace capcheck

@@ -1,5 +1,5 @@
 // The properties: functions (Harness&, Scenario) -> Verdict, each with a stable
-// name that states its claim (DESIGN.md §6). Runners (RapidCheck/GoogleTest,
+// name that states its claim (docs/properties.md). Runners (RapidCheck/GoogleTest,
 // the CLI, the fuzzer) all call these same functions.
 #pragma once
 

@@ -1,5 +1,5 @@
 // Regression files: one token per line, `#` comments, kept in a directory the
-// user chooses and replayed before new cases (DESIGN.md §8).
+// user chooses and replayed before new cases (docs/reproduce.md).
 #pragma once
 
 #include <string>

@@ -1,5 +1,5 @@
 // The scenario: a plain, serializable value describing the engine state at the
-// moment one CUDA-graph key is captured and replayed (DESIGN.md §4.1).
+// moment one CUDA-graph key is captured and replayed (docs/architecture.md).
 #pragma once
 
 #include <cstdint>
@@ -15,11 +15,12 @@ enum class Protocol : std::uint8_t {
   kReference = 0,        // postprocess after each warmup only: correct
   kPreFix = 1,           // no postprocess at all: TensorRT-LLM before PR #7373
   kSeedPr = 2,           // postprocess after each warmup and after capture: PR #7373
-  kSnapshotRestore = 3,  // PR #7373 plus kv_lens snapshot/restore: PR #16319
+  kSnapshotRestore = 3,  // PR #7373 plus a kv_lens snapshot restored after
+                         // capture (fix pattern from the review of PR #7100)
 };
 inline constexpr int kProtocolCount = 4;
 
-/// A switchable defect of the built-in subject (the mutant zoo, DESIGN.md §7).
+/// A switchable defect of the built-in subject (the mutants of docs/properties.md).
 enum class Mutant : std::uint8_t {
   kNone = 0,
   kChunkedBranchAsymmetry = 1,  // postprocess ignores the chunked-context branch

@@ -1,4 +1,4 @@
-// The system under test, written once against Backend (DESIGN.md §4.3).
+// The system under test, written once against Backend (docs/architecture.md).
 // Implement Subject to put your own engine's capture path under capcheck's
 // properties; TrtllmSubject (trtllm_subject.h) is the built-in one.
 #pragma once

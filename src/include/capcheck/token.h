@@ -1,5 +1,5 @@
 // Serialized forms of a Scenario: JSON (written by hand) and the compact,
-// versioned reproduction token `cc1:<base64url>` (DESIGN.md §8).
+// versioned reproduction token `cc1:<base64url>` (docs/reproduce.md).
 #pragma once
 
 #include <string>

@@ -10,6 +10,9 @@
 
 #include "capcheck/backend.h"
 
+/// Exported from the torch module (built with hidden visibility).
+#define CAPCHECK_TORCH_API __attribute__((visibility("default")))
+
 namespace capcheck {
 
 /// Where the tensors of a torch backend live.
@@ -24,15 +27,15 @@ enum class TorchDevice {
 
 /// A LibTorch backend on `device`. With kCuda, throws BackendError
 /// kUnavailable when torch_cuda_available() is false.
-std::unique_ptr<Backend> make_torch_backend(BackendOptions options = {},
+CAPCHECK_TORCH_API std::unique_ptr<Backend> make_torch_backend(BackendOptions options = {},
                                             TorchDevice device = TorchDevice::kAuto);
 
 /// True when this LibTorch has CUDA and sees a device; otherwise `why` (if
 /// given) says why, starting "no CUDA device: ".
-bool torch_cuda_available(std::string* why = nullptr);
+CAPCHECK_TORCH_API bool torch_cuda_available(std::string* why = nullptr);
 
 /// "LibTorch <version> (CUDA, <device name>)" or "LibTorch <version> (CPU)":
 /// where make_torch_backend() puts its tensors.
-const char* torch_backend_description();
+CAPCHECK_TORCH_API const char* torch_backend_description();
 
 }  // namespace capcheck

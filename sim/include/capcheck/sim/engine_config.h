@@ -20,8 +20,9 @@ enum class CapturePolicy : std::uint8_t {
   /// Nothing at start-up; each key is captured the first time a runtime batch
   /// needs it, with that iteration's offsets.
   kLazy = 1,
-  /// Start-up capture only: a key missing at runtime runs eagerly (on-the-fly
-  /// capture disabled, as upstream did in PR #16319).
+  /// Start-up capture only: a key missing at runtime runs eagerly (an engine
+  /// that never captures while serving; upstream still captures lazily during
+  /// serving, see the review of PR #17238).
   kStartupOnly = 2,
 };
 inline constexpr int kCapturePolicyCount = 3;

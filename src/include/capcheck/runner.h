@@ -1,0 +1,92 @@
+// Runs one property over generated scenarios with RapidCheck, and returns the
+// shrunk counterexample as a Scenario (not just RapidCheck's printout), so
+// every runner can print a token that reproduces it on any backend.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "capcheck/harness.h"
+#include "capcheck/properties.h"
+#include "capcheck/generators.h"
+
+namespace capcheck {
+
+/// How a case came to run.
+enum class CaseOrigin : std::uint8_t { kRegression, kGenerate, kShrink, kFuzz };
+/// "regression", "generate", "shrink", "fuzz".
+const char* case_origin_name(CaseOrigin origin);
+
+/// One case, as seen by a RunObserver.
+struct CaseEvent {
+  std::string_view property;
+  CaseOrigin origin = CaseOrigin::kGenerate;
+  const Scenario* scenario = nullptr;
+  /// Null in before_case().
+  const Verdict* verdict = nullptr;
+  double seconds = 0.0;
+};
+
+/// Sees every case before and after it runs (in-flight token, JSON lines).
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  virtual void before_case(const CaseEvent& event) { (void)event; }
+  virtual void after_case(const CaseEvent& event) { (void)event; }
+};
+
+/// Cases per RapidCheck batch: the deadline is checked between batches.
+inline constexpr int kCasesPerBatch = 1000;
+/// Default limit on shrink candidates tried after the first failure.
+inline constexpr int kShrinkTriesMaxDefault = 10000;
+
+struct RunConfig {
+  /// Generated cases to pass before the property is taken to hold.
+  int cases = 1000;
+  /// Batch k of kCasesPerBatch cases runs with seed + k.
+  std::uint64_t seed = 0;
+  GenOptions gen;
+  /// Stop generating after this many seconds (0: no limit); checked between batches.
+  double seconds_max = 0.0;
+  /// Stop shrinking after this many candidates; the smallest failure so far is reported.
+  int shrink_tries_max = kShrinkTriesMaxDefault;
+  /// Regression scenarios replayed (under gen.protocol / gen.mutant) before generating.
+  std::vector<Scenario> regressions;
+  RunObserver* observer = nullptr;
+};
+
+struct RunResult {
+  std::string property;
+  std::uint64_t seed = 0;
+  /// Generated cases that passed before a failure (or all of them).
+  int cases_passed = 0;
+  /// Regression scenarios replayed and passed.
+  int regressions_passed = 0;
+  bool passed = true;
+  double seconds = 0.0;
+  /// True when seconds_max ended generation before `cases` passed.
+  bool stopped_by_deadline = false;
+  /// Shrinks tried and accepted (each accepted one still failed).
+  int shrinks_tried = 0;
+  int shrinks_accepted = 0;
+  /// True when shrinking hit shrink_tries_max.
+  bool shrink_budget_exhausted = false;
+  /// How the failing case was found (regression replay or generation).
+  CaseOrigin found_by = CaseOrigin::kGenerate;
+  /// The minimal failing scenario and its verdict, when the property failed.
+  std::optional<Scenario> counterexample;
+  Verdict verdict;
+};
+
+/// Replays `config.regressions`, then runs `property` for `config.cases`
+/// generated scenarios, shrinking the first failure. A device failure
+/// (BackendError unavailable/device) and internal errors propagate.
+RunResult run_property(Harness& harness, const PropertyInfo& property, const RunConfig& config);
+
+/// The seed a property runs with under CI=true: derived from its name, stable
+/// across machines and runs.
+std::uint64_t ci_seed(std::string_view property_name);
+
+}  // namespace capcheck

@@ -1,0 +1,184 @@
+#include "capcheck/runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <rapidcheck/detail/TestListener.h>
+
+#include "capcheck/errors.h"
+#include "capcheck/hash.h"
+
+namespace capcheck {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class ShrinkCounter final : public rc::detail::TestListener {
+ public:
+  void onTestCaseFinished(const rc::detail::CaseDescription&) override {}
+  void onShrinkTried(const rc::detail::CaseDescription&, bool accepted) override {
+    ++tried;
+    if (accepted) ++accepted_count;
+  }
+  void onTestFinished(const rc::detail::TestMetadata&, const rc::detail::TestResult&) override {}
+  int tried = 0;
+  int accepted_count = 0;
+};
+
+// Runs one case: observer before and after, device/internal failures kept
+// aside for rethrowing outside RapidCheck (which would take them for failures).
+class CaseRunner {
+ public:
+  CaseRunner(Harness& harness, const PropertyInfo& property, RunObserver* observer)
+      : harness_(harness), property_(property), observer_(observer) {}
+
+  std::optional<Verdict> run(const Scenario& scenario, CaseOrigin origin) {
+    CaseEvent event{property_.name, origin, &scenario, nullptr, 0.0};
+    if (observer_) observer_->before_case(event);
+    const auto start = Clock::now();
+    Verdict verdict;
+    try {
+      verdict = check_property(property_, harness_, scenario);
+    } catch (const BackendError&) {
+      fatal = std::current_exception();
+      return std::nullopt;
+    } catch (const InternalError&) {
+      fatal = std::current_exception();
+      return std::nullopt;
+    } catch (const UsageError&) {
+      fatal = std::current_exception();
+      return std::nullopt;
+    }
+    event.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    event.verdict = &verdict;
+    if (observer_) observer_->after_case(event);
+    return verdict;
+  }
+
+  std::exception_ptr fatal;
+
+ private:
+  Harness& harness_;
+  const PropertyInfo& property_;
+  RunObserver* observer_;
+};
+
+}  // namespace
+
+const char* case_origin_name(CaseOrigin origin) {
+  switch (origin) {
+    case CaseOrigin::kRegression: return "regression";
+    case CaseOrigin::kGenerate: return "generate";
+    case CaseOrigin::kShrink: return "shrink";
+    case CaseOrigin::kFuzz: return "fuzz";
+  }
+  return "unknown";
+}
+
+std::uint64_t ci_seed(std::string_view property_name) {
+  return fnv1a64(property_name);
+}
+
+RunResult run_property(Harness& harness, const PropertyInfo& property, const RunConfig& config) {
+  if (config.cases < 1) throw UsageError("--cases must be at least 1");
+  if (config.seconds_max < 0) throw UsageError("--max-seconds must not be negative");
+  if (config.shrink_tries_max < 0) throw UsageError("--shrink-budget must not be negative");
+  const rc::Gen<Scenario> generator = gen_scenario(config.gen);
+  CaseRunner runner(harness, property, config.observer);
+
+  RunResult run;
+  run.property = std::string(property.name);
+  run.seed = config.seed;
+  const auto start = Clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+
+  // Regressions first, under the protocol and mutant of this run: a case that
+  // once broke some protocol must hold under the one being tested.
+  for (Scenario scenario : config.regressions) {
+    scenario.protocol = config.gen.protocol;
+    scenario.mutant = config.gen.mutant;
+    const auto verdict = runner.run(scenario, CaseOrigin::kRegression);
+    if (runner.fatal) std::rethrow_exception(runner.fatal);
+    if (!verdict->passed) {
+      run.passed = false;
+      run.found_by = CaseOrigin::kRegression;
+      run.counterexample = scenario;
+      run.verdict = *verdict;
+      run.seconds = elapsed();
+      return run;
+    }
+    ++run.regressions_passed;
+  }
+
+  int remaining = config.cases;
+  for (std::uint64_t batch = 0; remaining > 0; ++batch) {
+    if (config.seconds_max > 0 && elapsed() >= config.seconds_max) {
+      run.stopped_by_deadline = true;
+      break;
+    }
+    std::optional<Scenario> last_failure;
+    Verdict last_verdict;
+    int shrinks_tried = 0;
+    bool budget_exhausted = false;
+    auto body = [&] {
+      if (runner.fatal) return;  // a device failure ends the run; finish quickly
+      const bool shrinking = last_failure.has_value();
+      if (shrinking && ++shrinks_tried > config.shrink_tries_max) {
+        budget_exhausted = true;
+        return;  // treat further candidates as passing: the last failure stays
+      }
+      const Scenario scenario = *generator;
+      const auto verdict =
+          runner.run(scenario, shrinking ? CaseOrigin::kShrink : CaseOrigin::kGenerate);
+      if (!verdict || verdict->passed) return;
+      last_failure = scenario;
+      last_verdict = *verdict;
+      RC_FAIL(verdict->message);
+    };
+
+    rc::detail::TestMetadata metadata;
+    metadata.id = std::string(property.name);
+    metadata.description = std::string(property.claim);
+    rc::detail::TestParams params;
+    params.seed = config.seed + batch;
+    params.maxSuccess = std::min(remaining, kCasesPerBatch);
+    params.maxSize = 100;
+    params.maxDiscardRatio = 10;
+    ShrinkCounter counter;
+    const auto result =
+        rc::detail::checkProperty(rc::detail::toProperty(body), metadata, params, counter);
+    if (runner.fatal) std::rethrow_exception(runner.fatal);
+    run.shrinks_tried += counter.tried;
+    run.shrinks_accepted += counter.accepted_count;
+
+    if (result.template is<rc::detail::SuccessResult>()) {
+      const int passed = result.template get<rc::detail::SuccessResult>().numSuccess;
+      run.cases_passed += passed;
+      remaining -= passed;
+      continue;
+    }
+    if (result.template is<rc::detail::FailureResult>()) {
+      run.cases_passed += result.template get<rc::detail::FailureResult>().numSuccess;
+      run.passed = false;
+      run.shrink_budget_exhausted = budget_exhausted;
+      CAPCHECK_ASSERT(last_failure.has_value());
+      run.counterexample = last_failure;
+      // Re-check the minimal case so the verdict (and its trace notes) belong to it.
+      run.verdict = check_property(property, harness, *last_failure);
+      CAPCHECK_ASSERT(!run.verdict.passed);
+      break;
+    }
+    std::string description = "RapidCheck stopped without a verdict";
+    if (result.template is<rc::detail::GaveUpResult>()) {
+      description = result.template get<rc::detail::GaveUpResult>().description;
+    } else if (result.template is<rc::detail::Error>()) {
+      description = result.template get<rc::detail::Error>().description;
+    }
+    throw InternalError("property " + run.property + ": " + description);
+  }
+  run.seconds = elapsed();
+  return run;
+}
+
+}  // namespace capcheck

@@ -1,0 +1,319 @@
+// Note [TensorRT-LLM capture path]: CUDAGraphRunner.capture() runs
+//   for _ in range(warmups): forward_fn(capture_inputs); postprocess_fn(capture_inputs)
+//   with torch.cuda.graph(g): output = forward_fn(capture_inputs)
+//   postprocess_fn(capture_inputs)
+// where forward_fn begins with _preprocess_inputs, and capture_inputs holds the
+// static input_ids / position_ids buffers plus the attention metadata
+// (kv_lens_cuda) and the overlap scheduler's previous-iteration offsets.
+// replay() copies the iteration's input_ids and position_ids into the static
+// buffers and launches the graph; kv_lens_cuda is not copied: the graph reads
+// whatever the metadata holds. Between a lazy capture and its immediate replay
+// nothing rewrites kv_lens_cuda, which is how a postprocess after capture leaks
+// into the first replay (the seed-pr protocol, docs/properties.md).
+#include "capcheck/trtllm_subject.h"
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "capcheck/errors.h"
+
+namespace capcheck {
+
+namespace {
+
+class TrtllmSubject final : public Subject {
+ public:
+  TrtllmSubject(Backend& backend, const SubjectLimits& limits) : backend_(backend), limits_(limits) {
+    CAPCHECK_ASSERT(limits.seqs_max >= 1);
+    CAPCHECK_ASSERT(limits.tokens_max >= 1);
+    const std::int64_t tokens = limits.tokens_max;
+    const std::int64_t seqs = limits.seqs_max;
+    input_ids_ = backend.allocate("input_ids", tokens);
+    position_ids_ = backend.allocate("position_ids", tokens);
+    static_input_ids_ = backend.allocate("static_input_ids", tokens);
+    static_position_ids_ = backend.allocate("static_position_ids", tokens);
+    seq_lens_ = backend.allocate("seq_lens_cuda", seqs);
+    kv_lens_ = backend.allocate("kv_lens_cuda", seqs);
+    seq_ids_ = backend.allocate("seq_ids", tokens);
+    pos_offsets_ = backend.allocate("previous_pos_id_offsets", tokens);
+    kv_offsets_ = backend.allocate("previous_kv_lens_offsets", seqs);
+    rejected_ = backend.allocate("num_rejected_draft_tokens", seqs);
+    ones_ = backend.allocate("ones", std::max(seqs, tokens));
+    kv_lens_snapshot_ = backend.allocate("kv_lens_snapshot", seqs);
+    logits_ = backend.allocate("logits", tokens);
+    static_logits_ = backend.allocate("static_logits", tokens);
+    for (Buffer b : {input_ids_, position_ids_, static_input_ids_, static_position_ids_, seq_lens_,
+                     kv_lens_, seq_ids_, pos_offsets_, kv_offsets_, rejected_}) {
+      persistent_.push_back(NamedSlice{backend.label(b), whole(b)});
+    }
+    all_buffers_ = {input_ids_,  position_ids_, static_input_ids_, static_position_ids_,
+                    seq_lens_,   kv_lens_,      seq_ids_,          pos_offsets_,
+                    kv_offsets_, rejected_,     ones_,             kv_lens_snapshot_,
+                    logits_,     static_logits_};
+    backend.fill(whole(ones_), 1);
+  }
+
+  ~TrtllmSubject() override {
+    // Destructors never throw: a backend failure here is reported and ignored.
+    try {
+      release_graphs();
+      for (Buffer b : all_buffers_) backend_.free(b);
+    } catch (const std::exception&) {
+    }
+  }
+
+  void reset() override {
+    release_graphs();
+    for (Buffer b : all_buffers_) backend_.fill(whole(b), b == ones_ ? 1 : 0);
+    prepared_ = false;
+  }
+
+  void prepare(const Scenario& s) override {
+    validate(s);  // the layer boundary: every index below relies on it
+    if (!limits_.fits(s)) {
+      throw UsageError("scenario needs " + std::to_string(s.num_seqs()) + " requests and " +
+                       std::to_string(s.num_tokens()) + " tokens; subject was built for " +
+                       std::to_string(limits_.seqs_max) + " and " +
+                       std::to_string(limits_.tokens_max));
+    }
+    scenario_ = s;
+    num_tokens_ = s.num_tokens();
+    num_ctx_tokens_ = s.num_ctx_tokens();
+    seq_ids_host_.clear();
+    for (std::int32_t seq = 0; seq < s.num_seqs(); ++seq) {
+      seq_ids_host_.insert(seq_ids_host_.end(), static_cast<std::size_t>(s.seq_lens[seq]), seq);
+    }
+    backend_.annotate("prepare");
+    backend_.upload(range(input_ids_, 0, num_tokens_), s.input_ids.data());
+    backend_.upload(range(position_ids_, 0, num_tokens_), s.position_ids.data());
+    backend_.upload(range(seq_lens_, 0, s.num_seqs()), s.seq_lens.data());
+    // attn_metadata.prepare() rewrites kv_lens_cuda from host every iteration;
+    // the mutant skips it when the key's graph already exists.
+    const bool skip_kv_rewrite = s.mutant == Mutant::kReplayWithoutPrepare &&
+                                 graphs_.count(key_index(s.key)) > 0;
+    if (!skip_kv_rewrite) backend_.upload(range(kv_lens_, 0, s.num_seqs()), s.kv_lens.data());
+    backend_.upload(range(seq_ids_, 0, num_tokens_), seq_ids_host_.data());
+    backend_.upload(range(pos_offsets_, 0, num_tokens_ - num_ctx_tokens_),
+                    s.previous_pos_id_offsets.data());
+    backend_.upload(range(kv_offsets_, 0, s.kv_offsets_count()), s.previous_kv_lens_offsets.data());
+    rejected_host_.resize(static_cast<std::size_t>(s.num_generations));
+    for (std::int32_t g = 0; g < s.num_generations; ++g) {
+      rejected_host_[static_cast<std::size_t>(g)] =
+          s.key.draft_len - s.num_accepted_tokens[static_cast<std::size_t>(g)];
+    }
+    backend_.upload(range(rejected_, 0, s.num_generations), rejected_host_.data());
+    prepared_ = true;
+  }
+
+  const std::vector<NamedSlice>& persistent_buffers() const override { return persistent_; }
+
+  std::vector<NamedSlice> static_inputs() const override {
+    return {NamedSlice{"static_input_ids", whole(static_input_ids_)},
+            NamedSlice{"static_position_ids", whole(static_position_ids_)}};
+  }
+
+  void preprocess() override {
+    require_prepared("preprocess");
+    update_inputs(position_ids_, /*sign=*/+1);
+  }
+  void postprocess() override {
+    require_prepared("postprocess");
+    update_inputs(position_ids_, /*sign=*/-1);
+  }
+
+  Slice forward_eager() override {
+    require_prepared("forward_eager");
+    backend_.annotate("eager preprocess");
+    update_inputs(position_ids_, +1);
+    backend_.annotate("eager model");
+    const Slice out = model(input_ids_, position_ids_, logits_);
+    backend_.annotate("eager draft loop");
+    draft_loop(+1);
+    return out;
+  }
+
+  void capture() override {
+    require_prepared("capture");
+    const Protocol protocol = scenario_.protocol;
+    const bool postprocess_warmups = protocol != Protocol::kPreFix;
+    const bool postprocess_capture =
+        protocol == Protocol::kSeedPr || protocol == Protocol::kSnapshotRestore;
+    if (protocol == Protocol::kSnapshotRestore) {
+      backend_.annotate("snapshot kv_lens");
+      backend_.copy(whole(kv_lens_snapshot_), whole(kv_lens_));
+    }
+    for (std::int32_t w = 0; w < scenario_.warmups_count; ++w) {
+      backend_.annotate("warmup forward");
+      forward_static();
+      if (protocol == Protocol::kReference) {
+        // Restore everything the forward mutated in place, in reverse order.
+        backend_.annotate("warmup restore (draft loop, then postprocess)");
+        draft_loop(-1);
+        update_inputs(static_position_ids_, -1);
+      } else if (postprocess_warmups) {
+        backend_.annotate("warmup postprocess");
+        update_inputs(static_position_ids_, -1);
+      }
+    }
+    release_graph(scenario_.key);
+    backend_.annotate("capture forward (recorded)");
+    backend_.begin_capture();
+    try {
+      forward_static();
+    } catch (...) {
+      abandon_capture();
+      throw;
+    }
+    graphs_[key_index(scenario_.key)] = backend_.end_capture();
+    if (postprocess_capture) {
+      backend_.annotate("postprocess after capture");
+      update_inputs(static_position_ids_, -1);
+    }
+    if (protocol == Protocol::kSnapshotRestore) {
+      backend_.annotate("restore kv_lens");
+      backend_.copy(whole(kv_lens_), whole(kv_lens_snapshot_));
+    }
+  }
+
+  Slice replay() override {
+    require_prepared("replay");
+    const auto it = graphs_.find(key_index(scenario_.key));
+    if (it == graphs_.end()) {
+      throw UsageError("replay of key (batch_size=" + std::to_string(scenario_.key.batch_size) +
+                       ", draft_len=" + std::to_string(scenario_.key.draft_len) +
+                       ") before it was captured");
+    }
+    const std::int64_t copied =
+        scenario_.mutant == Mutant::kPartialStaticCopy ? num_tokens_ - 1 : num_tokens_;
+    backend_.annotate("replay input copy");
+    backend_.copy(range(static_input_ids_, 0, copied), range(input_ids_, 0, copied));
+    backend_.copy(range(static_position_ids_, 0, copied), range(position_ids_, 0, copied));
+    backend_.annotate("graph replay");
+    backend_.replay(it->second);
+    return range(static_logits_, 0, num_tokens_);
+  }
+
+ private:
+  static std::int64_t key_index(const GraphKey& key) {
+    return static_cast<std::int64_t>(key.batch_size) * (kDraftLenMax + 1) + key.draft_len;
+  }
+
+  void require_prepared(const char* call) const {
+    if (!prepared_) throw UsageError(std::string(call) + " called before prepare()");
+  }
+
+  // _preprocess_inputs (sign +1) and _postprocess_inputs (sign -1) on the given
+  // position-id buffer; the slice bounds are host values, baked at capture.
+  void update_inputs(Buffer position_ids, int sign) {
+    const Scenario& s = scenario_;
+    auto apply = [&](Slice dst, Slice src) {
+      if (dst.count == 0) return;
+      if (sign > 0) backend_.add(dst, src); else backend_.sub(dst, src);
+    };
+    const std::int64_t gen_tokens = num_tokens_ - num_ctx_tokens_;
+    apply(range(position_ids, num_ctx_tokens_, num_tokens_), range(pos_offsets_, 0, gen_tokens));
+    const bool chunked_branch =
+        s.num_chunked_ctx_requests > 0 &&
+        !(sign < 0 && s.mutant == Mutant::kChunkedBranchAsymmetry);
+    if (chunked_branch) {
+      apply(range(kv_lens_, s.num_contexts - s.num_chunked_ctx_requests, s.num_contexts),
+            range(kv_offsets_, 0, s.num_chunked_ctx_requests));
+    } else if (s.mutant == Mutant::kPaddedRowsNotInert && s.num_dummy_requests > 0) {
+      // The bug: the previous tensor's rows are taken as if the padding
+      // dummies came first, so real row g reads the offset of row g + dummies.
+      const std::int64_t rows = s.num_generations;
+      const std::int64_t shift = s.num_dummy_requests;
+      const std::int64_t first = s.num_contexts;
+      apply(range(kv_lens_, first, first + rows - shift), range(kv_offsets_, shift, rows));
+      apply(range(kv_lens_, first + rows - shift, first + rows), range(kv_offsets_, 0, shift));
+    } else {
+      const std::int64_t count = std::min(s.num_generations, s.kv_offsets_count());
+      apply(range(kv_lens_, s.num_contexts, s.num_contexts + count), range(kv_offsets_, 0, count));
+    }
+  }
+
+  Slice model(Buffer input_ids, Buffer position_ids, Buffer out) {
+    const Slice result = range(out, 0, num_tokens_);
+    backend_.model_step(result, range(input_ids, 0, num_tokens_),
+                        range(position_ids, 0, num_tokens_), range(seq_ids_, 0, num_tokens_),
+                        whole(kv_lens_));
+    return result;
+  }
+
+  void forward_static() {
+    update_inputs(static_position_ids_, +1);
+    model(static_input_ids_, static_position_ids_, static_logits_);
+    draft_loop(+1);
+  }
+
+  // One-model speculative decoding's draft loop after the target model:
+  // step 0 moves generation rows by -(draft_len - accepted) and context rows by
+  // +1, each later draft step moves every row by +1 (PR #11696; docs/properties.md).
+  // sign -1 applies the exact inverse, in reverse order.
+  void draft_loop(int sign) {
+    const Scenario& s = scenario_;
+    if (!s.draft_loop) return;
+    auto apply = [&](Slice dst, Slice src, int direction) {
+      if (dst.count == 0) return;
+      if (direction * sign > 0) backend_.add(dst, src); else backend_.sub(dst, src);
+    };
+    const std::int64_t nc = s.num_contexts;
+    const std::int64_t bs = s.num_seqs();
+    auto step0 = [&] {
+      apply(range(kv_lens_, nc, bs), range(rejected_, 0, bs - nc), -1);
+      apply(range(kv_lens_, 0, nc), range(ones_, 0, nc), +1);
+    };
+    auto later_step = [&] { apply(range(kv_lens_, 0, bs), range(ones_, 0, bs), +1); };
+    if (sign > 0) {
+      step0();
+      for (std::int32_t step = 1; step < s.key.draft_len; ++step) later_step();
+    } else {
+      for (std::int32_t step = 1; step < s.key.draft_len; ++step) later_step();
+      step0();
+    }
+  }
+
+  void abandon_capture() {
+    try {
+      backend_.end_capture();
+    } catch (const BackendError&) {
+      // Expected: the capture was invalidated by the failure being propagated.
+    }
+  }
+
+  void release_graph(const GraphKey& key) {
+    const auto it = graphs_.find(key_index(key));
+    if (it == graphs_.end()) return;
+    backend_.destroy_graph(it->second);
+    graphs_.erase(it);
+  }
+
+  void release_graphs() {
+    for (const auto& entry : graphs_) backend_.destroy_graph(entry.second);
+    graphs_.clear();
+  }
+
+  Backend& backend_;
+  SubjectLimits limits_;
+  Buffer input_ids_, position_ids_, static_input_ids_, static_position_ids_, seq_lens_, kv_lens_,
+      seq_ids_, pos_offsets_, kv_offsets_, rejected_, ones_, kv_lens_snapshot_, logits_,
+      static_logits_;
+  std::vector<Buffer> all_buffers_;
+  std::vector<NamedSlice> persistent_;
+  std::map<std::int64_t, Graph> graphs_;
+  Scenario scenario_;
+  bool prepared_ = false;
+  std::int64_t num_tokens_ = 0;
+  std::int64_t num_ctx_tokens_ = 0;
+  std::vector<std::int32_t> seq_ids_host_;
+  std::vector<std::int32_t> rejected_host_;
+};
+
+}  // namespace
+
+std::unique_ptr<Subject> make_trtllm_subject(Backend& backend, const SubjectLimits& limits) {
+  return std::make_unique<TrtllmSubject>(backend, limits);
+}
+
+}  // namespace capcheck
