@@ -10,3 +10,5 @@ else
   echo "test.sh: clang++-14 not found; fuzz smoke skipped"
 fi
 ctest --preset ci "$@"
+# The package from outside: find_package(capcheck) after an install, and add_subdirectory.
+bash scripts/consumer.sh build/ci

@@ -1,0 +1,20 @@
+// The umbrella header: every public header of capcheck.
+#pragma once
+
+#include "capcheck/backend.h"
+#include "capcheck/engine_commands.h"
+#include "capcheck/engine_runner.h"
+#include "capcheck/errors.h"
+#include "capcheck/generators.h"
+#include "capcheck/harness.h"
+#include "capcheck/hash.h"
+#include "capcheck/properties.h"
+#include "capcheck/registry.h"
+#include "capcheck/regressions.h"
+#include "capcheck/runner.h"
+#include "capcheck/scenario.h"
+#include "capcheck/sim/sim.h"
+#include "capcheck/sim_backend.h"
+#include "capcheck/subject.h"
+#include "capcheck/token.h"
+#include "capcheck/trtllm_subject.h"
