@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Prepares .deps/ for the GPU machine, which has CUDA, PyTorch, CMake, ninja and
-# compute-sanitizer but no network and none of capcheck's C++ libraries. Run it
-# here (a Debian machine with apt); then pass `carry: [".deps"]` to the device
-# tool and run scripts/gpu.sh there. Idempotent: packages already unpacked are
+# Prepares .deps/ for a GPU machine that has CUDA (and optionally PyTorch),
+# CMake and ninja but no network or none of capcheck's C++ libraries. Run it on
+# a Debian 12 machine with apt, copy .deps to the GPU machine's checkout, and
+# run scripts/gpu.sh there (docs/gpu.md). Idempotent: packages already unpacked are
 # kept, and a second run only fills in what is missing.
 set -euo pipefail
 
@@ -49,4 +49,4 @@ done
 # The documentation and man pages are not needed on the GPU machine.
 rm -rf "${unpack_dir}/usr/share/doc" "${unpack_dir}/usr/share/man"
 du -sh "${deps_dir}"
-echo "gpu-deps: ready; pass carry: [\".deps\"] to the device tool and run scripts/gpu.sh there"
+echo "gpu-deps: ready; copy .deps to the GPU machine's checkout and run scripts/gpu.sh there"
