@@ -30,6 +30,7 @@
 #include "capcheck/hash.h"
 #include "capcheck/harness.h"
 #include "capcheck/properties.h"
+#include "capcheck/report.h"
 #include "capcheck/scenario.h"
 #include "capcheck/sim_backend.h"
 #include "capcheck/token.h"
@@ -134,10 +135,12 @@ std::string comment_for(std::string_view what, const Scenario& scenario) {
   const auto path = write_token(token, comments);
   if (!path.empty()) std::fprintf(stderr, "token: %s\n", path.c_str());
   for (const Verdict& verdict : violated) {
-    std::fprintf(stderr, "reproduce: capcheck reproduce %s --property %s\n", token.c_str(),
-                 verdict.property.c_str());
+    std::fprintf(stderr, "reproduce: %s\n",
+                 reproduce_command_for_token(token, "", verdict.property).c_str());
   }
-  if (violated.empty()) std::fprintf(stderr, "reproduce: capcheck reproduce %s\n", token.c_str());
+  if (violated.empty()) {
+    std::fprintf(stderr, "reproduce: %s\n", reproduce_command_for_token(token).c_str());
+  }
   std::fflush(stderr);
   std::abort();
 }

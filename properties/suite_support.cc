@@ -1,4 +1,6 @@
 #include "suite_support.h"
+#include "capcheck/harness.h"
+#include "capcheck/report.h"
 
 #include <map>
 #include <memory>
@@ -29,10 +31,7 @@ void require(const char* property, const Scenario& scenario, const std::string& 
   Harness& h = info.name == "backends_agree" ? harness_with_peers(backend) : harness(backend);
   const Verdict verdict = check_property(info, h, scenario);
   if (verdict.passed) return;
-  std::string reproduce = "capcheck reproduce " + encode_token(scenario);
-  if (backend != "sim") reproduce += " --backend " + backend;
-  RC_FAIL(format_verdict(verdict) + "scenario: " + summarize(scenario) +
-          "\nreproduce: " + reproduce + " --property " + property);
+  RC_FAIL(failure_report(verdict, scenario, backend));
 }
 
 }  // namespace capcheck::suites

@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "capcheck/harness.h"
 #include "capcheck/trtllm_subject.h"
 #include "capcheck/sim_backend.h"
 #include "capcheck/runner.h"

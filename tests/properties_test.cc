@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "capcheck/harness.h"
 #include "capcheck/trtllm_subject.h"
 #include "capcheck/errors.h"
 #include "capcheck/sim_backend.h"

@@ -1,5 +1,7 @@
 #include "case_log.h"
 
+#include "capcheck/report.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -114,9 +116,9 @@ void CaseLog::watch() {
     std::cout.flush();
     std::fprintf(stdout,
                  "\n--- %s: a case ran longer than --case-timeout %.1f s (a hang); reported as a "
-                 "violation\nreproduce: capcheck reproduce %s --backend %s --property %s\n",
-                 case_property_.c_str(), case_timeout_seconds_, case_token_.c_str(),
-                 backend_.c_str(), case_property_.c_str());
+                 "violation\nreproduce: %s\n",
+                 case_property_.c_str(), case_timeout_seconds_,
+                 reproduce_command_for_token(case_token_, backend_, case_property_).c_str());
     std::fflush(stdout);
     std::_Exit(static_cast<int>(ExitCode::kPropertyViolated));
   }

@@ -4,75 +4,21 @@
 
 #include "capcheck/errors.h"
 #include "capcheck/registry.h"
+#include "op_instance.h"
+#include "tracing_backend.h"
 
 namespace capcheck {
 
-namespace {
-
-// Forwards every call to the real backend and, while enabled, appends what it
-// sees to a Trace. Replays are expanded into the ops seen at capture.
-class TracingBackend final : public Backend {
- public:
-  explicit TracingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
-
-  std::string_view name() const override { return inner_->name(); }
-  Buffer allocate(std::string_view label, std::int64_t count) override {
-    return inner_->allocate(label, count);
-  }
-  void free(Buffer buffer) override { inner_->free(buffer); }
-  std::string label(Buffer buffer) const override { return inner_->label(buffer); }
-  void upload(Slice dst, const std::int32_t* src) override {
-    inner_->upload(dst, src);
-    if (enabled_) trace_.push(TraceEntry{phase_, TraceMode::kUploaded, Op{OpKind::kCopy, dst, {}, {}, {}, {}, 0}});
-  }
-  void download(Slice src, std::int32_t* dst) override { inner_->download(src, dst); }
-  void launch(const Op& op) override {
-    const bool recording = inner_->capturing();
-    inner_->launch(op);
-    if (enabled_) trace_.push(TraceEntry{phase_, recording ? TraceMode::kRecorded : TraceMode::kExecuted, op});
-  }
-  void begin_capture() override { inner_->begin_capture(); }
-  Graph end_capture() override { return inner_->end_capture(); }
-  void replay(Graph graph) override {
-    inner_->replay(graph);
-    if (!enabled_) return;
-    // The graph's ops as the capture model recorded them (Note [one capture model]).
-    const std::vector<RecordedOp>* ops = inner_->recorded_ops(graph);
-    CAPCHECK_ASSERT(ops != nullptr);
-    for (const RecordedOp& recorded : *ops) {
-      trace_.push(TraceEntry{recorded.phase, TraceMode::kReplayed, recorded.op});
-    }
-  }
-  void destroy_graph(Graph graph) override { inner_->destroy_graph(graph); }
-  void synchronize() override { inner_->synchronize(); }
-  bool capturing() const override { return inner_->capturing(); }
-  const std::vector<RecordedOp>* recorded_ops(Graph graph) const override {
-    return inner_->recorded_ops(graph);
-  }
-  void annotate(const char* phase) override {
-    phase_ = phase;
-    inner_->annotate(phase);
-  }
-
-  void set_enabled(bool enabled) {
-    if (enabled) trace_.clear();
-    enabled_ = enabled;
-  }
-  const Trace& trace() const { return trace_; }
-
- private:
-  std::unique_ptr<Backend> inner_;
-  bool enabled_ = false;
-  const char* phase_ = "";
-  Trace trace_;
-};
-
-}  // namespace
+using detail::OpInstance;
+using detail::TracingBackend;
 
 class Harness::Impl {
  public:
   Impl(std::unique_ptr<Backend> backend, SubjectFactory factory)
-      : backend_(std::move(backend)), factory_(std::move(factory)) {
+      : backend_(std::move(backend)),
+        factory_(std::move(factory)),
+        graph_instance_(backend_),
+        eager_instance_(backend_) {
     if (!factory_) throw UsageError("Harness needs a subject factory (e.g. make_trtllm_subject)");
   }
 
@@ -101,6 +47,8 @@ class Harness::Impl {
   SubjectLimits limits_;
   std::unique_ptr<Subject> graph_;
   std::unique_ptr<Subject> eager_;
+  OpInstance graph_instance_;
+  OpInstance eager_instance_;
 };
 
 Harness::Harness(std::unique_ptr<Backend> backend, SubjectFactory factory)
@@ -138,6 +86,38 @@ void Harness::reserve(const SubjectLimits& limits) { impl_->grow(limits); }
 
 Subject& Harness::continuing_graph_subject(const Scenario& scenario) {
   return impl_->fitted(impl_->graph_, scenario, /*reset=*/false);
+}
+
+Instance& Harness::continuing_graph(const Scenario& scenario) {
+  impl_->graph_instance_.bind(continuing_graph_subject(scenario));
+  return impl_->graph_instance_;
+}
+
+Instance& Harness::graph(const Scenario& scenario) {
+  impl_->graph_instance_.bind(graph_subject(scenario));
+  return impl_->graph_instance_;
+}
+
+Instance& Harness::eager(const Scenario& scenario) {
+  impl_->eager_instance_.bind(eager_subject(scenario));
+  return impl_->eager_instance_;
+}
+
+std::vector<Subjects*> Harness::peer_subjects() {
+  std::vector<Subjects*> out;
+  for (auto& peer : impl_->peers_) out.push_back(peer.get());
+  return out;
+}
+
+std::string Harness::device_name() const { return std::string(impl_->backend_.name()); }
+
+void Harness::abandon_capture() {
+  if (!impl_->backend_.capturing()) return;
+  try {
+    impl_->backend_.end_capture();
+  } catch (const BackendError&) {
+    // The capture was already invalid; ending it only resets the stream.
+  }
 }
 
 void Harness::start_trace() { impl_->backend_.set_enabled(true); }

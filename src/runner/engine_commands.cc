@@ -1,4 +1,5 @@
 #include "capcheck/engine_commands.h"
+#include "capcheck/report.h"
 
 #include <sstream>
 
@@ -16,8 +17,7 @@ namespace {
   for (const auto& line : sut.history) out << "  " << line << '\n';
   for (const auto& v : failures) out << format_verdict(v);
   if (scenario) {
-    out << "failing iteration as a scenario: capcheck reproduce " << encode_token(*scenario)
-        << '\n';
+    out << "failing iteration as a scenario: " << reproduce_command(*scenario) << '\n';
   }
   RC_FAIL(out.str());
 }

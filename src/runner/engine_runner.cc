@@ -18,8 +18,7 @@ EngineRunner::EngineRunner(std::unique_ptr<Backend> backend, const sim::EngineCo
 std::vector<Verdict> EngineRunner::start() {
   std::vector<Verdict> failures;
   for (const Scenario& scenario : engine_.startup_captures()) {
-    Subject& graph = harness_.continuing_graph_subject(scenario);
-    Verdict verdict = check_capture_preserves_inputs(harness_, graph, scenario);
+    Verdict verdict = check_capture_preserves_inputs(harness_.continuing_graph(scenario), scenario);
     if (!verdict.passed) {
       verdict.notes.push_back("startup capture of batch size " +
                               std::to_string(scenario.key.batch_size));
@@ -35,19 +34,20 @@ std::optional<IterationOutcome> EngineRunner::step() {
   IterationOutcome outcome{*iteration, {}};
   const Scenario& scenario = iteration->scenario;
   if (iteration->runs_as_graph) {
-    Subject& graph = harness_.continuing_graph_subject(scenario);
+    Instance& graph = harness_.continuing_graph(scenario);
     if (iteration->action == sim::GraphAction::kCapture) {
-      Verdict verdict = check_capture_preserves_inputs(harness_, graph, scenario);
+      Verdict verdict = check_capture_preserves_inputs(graph, scenario);
       if (!verdict.passed) outcome.failures.push_back(std::move(verdict));
       // Between a lazy capture and its immediate replay nothing rewrites the
       // metadata (Note [TensorRT-LLM capture path]).
     } else {
       graph.prepare(scenario);
     }
-    const auto replayed = read(harness_.backend(), graph.replay());
-    Subject& eager = harness_.eager_subject(scenario);
+    Observed replayed, expected;
+    graph.replay(replayed);
+    Instance& eager = harness_.eager(scenario);
     eager.prepare(scenario);
-    const auto expected = read(harness_.backend(), eager.forward_eager());
+    eager.forward_eager(expected);
     Verdict verdict = check_outputs_equal(
         "replays_match_eager",
         std::string(iteration->action == sim::GraphAction::kCapture ? "the first replay"

@@ -16,7 +16,7 @@ void apply_ci_rapidcheck_params(int cases) {
     params += (params.empty() ? "" : " ") + std::string("max_success=") + std::to_string(cases);
   }
   if (ci != nullptr && std::string(ci) == "true" && params.find("seed") == std::string::npos) {
-    params += " seed=" + std::to_string(kCiRapidcheckSeed);
+    params += (params.empty() ? "seed=" : " seed=") + std::to_string(kCiRapidcheckSeed);
   }
   setenv("RC_PARAMS", params.c_str(), 1);
 }

@@ -30,8 +30,8 @@ class ShrinkCounter final : public rc::detail::TestListener {
 // aside for rethrowing outside RapidCheck (which would take them for failures).
 class CaseRunner {
  public:
-  CaseRunner(Harness& harness, const PropertyInfo& property, RunObserver* observer)
-      : harness_(harness), property_(property), observer_(observer) {}
+  CaseRunner(Subjects& subjects, const PropertyInfo& property, RunObserver* observer)
+      : subjects_(subjects), property_(property), observer_(observer) {}
 
   std::optional<Verdict> run(const Scenario& scenario, CaseOrigin origin) {
     CaseEvent event{property_.name, origin, &scenario, nullptr, 0.0};
@@ -39,7 +39,7 @@ class CaseRunner {
     const auto start = Clock::now();
     Verdict verdict;
     try {
-      verdict = check_property(property_, harness_, scenario);
+      verdict = check_property(property_, subjects_, scenario);
     } catch (const BackendError&) {
       fatal = std::current_exception();
       return std::nullopt;
@@ -59,7 +59,7 @@ class CaseRunner {
   std::exception_ptr fatal;
 
  private:
-  Harness& harness_;
+  Subjects& subjects_;
   const PropertyInfo& property_;
   RunObserver* observer_;
 };
@@ -80,12 +80,12 @@ std::uint64_t ci_seed(std::string_view property_name) {
   return fnv1a64(property_name);
 }
 
-RunResult run_property(Harness& harness, const PropertyInfo& property, const RunConfig& config) {
+RunResult run_property(Subjects& subjects, const PropertyInfo& property, const RunConfig& config) {
   if (config.cases < 1) throw UsageError("--cases must be at least 1");
   if (config.seconds_max < 0) throw UsageError("--max-seconds must not be negative");
   if (config.shrink_tries_max < 0) throw UsageError("--shrink-budget must not be negative");
   const rc::Gen<Scenario> generator = gen_scenario(config.gen);
-  CaseRunner runner(harness, property, config.observer);
+  CaseRunner runner(subjects, property, config.observer);
 
   RunResult run;
   run.property = std::string(property.name);
@@ -165,7 +165,7 @@ RunResult run_property(Harness& harness, const PropertyInfo& property, const Run
       CAPCHECK_ASSERT(last_failure.has_value());
       run.counterexample = last_failure;
       // Re-check the minimal case so the verdict (and its trace notes) belong to it.
-      run.verdict = check_property(property, harness, *last_failure);
+      run.verdict = check_property(property, subjects, *last_failure);
       CAPCHECK_ASSERT(!run.verdict.passed);
       break;
     }

@@ -1,5 +1,6 @@
-// The harness: one backend (behind a tracing front) and two subjects built on
-// it, one for the graph path and one fresh copy for the eager reference.
+// The harness: one backend (behind a tracing front) and two op-level subjects
+// built on it, one for the graph path and one fresh copy for the eager
+// reference; it is the Subjects (instance.h) the properties run on.
 #pragma once
 
 #include <memory>
@@ -7,17 +8,18 @@
 #include <vector>
 
 #include "capcheck/backend.h"
-#include "capcheck/subject.h"
 #include "capcheck/detail/trace.h"
+#include "capcheck/instance.h"
+#include "capcheck/subject.h"
 
 namespace capcheck {
 
-class Harness {
+class Harness final : public Subjects {
  public:
   /// Takes ownership of `backend`; subjects are built by `factory`
   /// (make_trtllm_subject for the built-in one). A null factory is a UsageError.
   Harness(std::unique_ptr<Backend> backend, SubjectFactory factory);
-  ~Harness();
+  ~Harness() override;
   Harness(const Harness&) = delete;
   Harness& operator=(const Harness&) = delete;
 
@@ -34,6 +36,8 @@ class Harness {
   /// The graph-path subject as it is, NOT reset: for runs that span
   /// iterations (graphs captured earlier stay). Fitted like graph_subject().
   Subject& continuing_graph_subject(const Scenario& scenario);
+  /// The same, as the Instance the properties read.
+  Instance& continuing_graph(const Scenario& scenario);
 
   /// Adds another backend (with its own subjects) that backends_agree
   /// compares this one with.
@@ -46,6 +50,13 @@ class Harness {
   /// Stops recording.
   void stop_trace();
   const Trace& trace() const;
+
+  // Subjects
+  Instance& graph(const Scenario& scenario) override;
+  Instance& eager(const Scenario& scenario) override;
+  std::vector<Subjects*> peer_subjects() override;
+  std::string device_name() const override;
+  void abandon_capture() override;
 
  private:
   class Impl;

@@ -1,6 +1,8 @@
-// The properties: functions (Harness&, Scenario) -> Verdict, each with a stable
-// name that states its claim (docs/properties.md). Runners (RapidCheck/GoogleTest,
-// the CLI, the fuzzer) all call these same functions.
+// The properties: functions (Subjects&, Scenario) -> Verdict, each with a
+// stable name that states its claim (docs/properties.md). They read only the
+// subject-neutral Instance (instance.h): named, typed snapshots and outputs.
+// Runners (RapidCheck/GoogleTest, the CLI, the fuzzer) all call these same
+// functions; a Harness is the Subjects of an op-level subject.
 #pragma once
 
 #include <cstdint>
@@ -9,18 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "capcheck/harness.h"
+#include "capcheck/instance.h"
 #include "capcheck/scenario.h"
 
 namespace capcheck {
-
-/// The first element where two runs disagree.
-struct Mismatch {
-  std::string buffer;
-  std::int64_t index = 0;
-  std::int32_t expected = 0;  // before capture / eager / reference run
-  std::int32_t actual = 0;    // after capture / replay / other run
-};
 
 /// The outcome of one property on one scenario.
 struct Verdict {
@@ -34,7 +28,7 @@ struct Verdict {
   std::vector<std::string> notes;
 };
 
-using PropertyFunction = Verdict (*)(Harness& harness, const Scenario& scenario);
+using PropertyFunction = Verdict (*)(Subjects& subjects, const Scenario& scenario);
 
 struct PropertyInfo {
   std::string_view name;
@@ -50,34 +44,34 @@ const std::vector<PropertyInfo>& all_properties();
 /// Throws UsageError listing the known names.
 const PropertyInfo& find_property(std::string_view name);
 
-Verdict capture_preserves_inputs(Harness& harness, const Scenario& scenario);
-Verdict first_replay_matches_eager(Harness& harness, const Scenario& scenario);
-Verdict warmup_count_invariant(Harness& harness, const Scenario& scenario);
-Verdict postprocess_inverts_preprocess(Harness& harness, const Scenario& scenario);
-Verdict replays_match_eager(Harness& harness, const Scenario& scenario);
-Verdict padding_is_inert(Harness& harness, const Scenario& scenario);
-Verdict static_inputs_fully_copied(Harness& harness, const Scenario& scenario);
-/// Compares harness.backend() with every peer (Harness::add_peer); UsageError
-/// when there is none.
-Verdict backends_agree(Harness& harness, const Scenario& scenario);
+Verdict capture_preserves_inputs(Subjects& subjects, const Scenario& scenario);
+Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario);
+Verdict warmup_count_invariant(Subjects& subjects, const Scenario& scenario);
+Verdict postprocess_inverts_preprocess(Subjects& subjects, const Scenario& scenario);
+Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario);
+Verdict padding_is_inert(Subjects& subjects, const Scenario& scenario);
+Verdict static_inputs_fully_copied(Subjects& subjects, const Scenario& scenario);
+/// Compares the subjects' device with every peer (Subjects::peer_subjects);
+/// UsageError when there is none.
+Verdict backends_agree(Subjects& subjects, const Scenario& scenario);
 /// Canary: claims the forward never changes kv_lens, which is false whenever a
 /// kv offset is non-zero.
-Verdict canary_forward_never_changes_kv_lens(Harness& harness, const Scenario& scenario);
+Verdict canary_forward_never_changes_kv_lens(Subjects& subjects, const Scenario& scenario);
 
-/// capture_preserves_inputs on `subject` as it is (not reset): prepare
+/// capture_preserves_inputs on `graph` as it is (not reset): prepare
 /// `scenario`, snapshot, capture, compare. For runs that span iterations.
-Verdict check_capture_preserves_inputs(Harness& harness, Subject& subject, const Scenario& scenario);
+Verdict check_capture_preserves_inputs(Instance& graph, const Scenario& scenario);
 
-/// Compares two output arrays; a failed verdict of `property` names the first
-/// differing token. `what` describes the actual side ("the replay of iteration 7").
+/// Compares two observations of one output; a failed verdict of `property`
+/// names the first differing element. `what` describes the actual side ("the
+/// replay of iteration 7").
 Verdict check_outputs_equal(std::string_view property, const std::string& what,
-                            const std::vector<std::int32_t>& expected,
-                            const std::vector<std::int32_t>& actual);
+                            const Observed& expected, const Observed& actual);
 
 /// Runs `property` and turns a BackendError raised by an illegal capture
 /// (invalidated capture, dangling buffer, bad slice) into a failed verdict;
 /// device failures (unavailable, device) propagate.
-Verdict check_property(const PropertyInfo& property, Harness& harness, const Scenario& scenario);
+Verdict check_property(const PropertyInfo& property, Subjects& subjects, const Scenario& scenario);
 
 /// A multi-line report of a failed verdict (message, mismatch, notes).
 std::string format_verdict(const Verdict& verdict);

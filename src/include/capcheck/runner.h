@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "capcheck/harness.h"
+#include "capcheck/instance.h"
 #include "capcheck/properties.h"
 #include "capcheck/generators.h"
 
@@ -83,7 +83,7 @@ struct RunResult {
 /// Replays `config.regressions`, then runs `property` for `config.cases`
 /// generated scenarios, shrinking the first failure. A device failure
 /// (BackendError unavailable/device) and internal errors propagate.
-RunResult run_property(Harness& harness, const PropertyInfo& property, const RunConfig& config);
+RunResult run_property(Subjects& subjects, const PropertyInfo& property, const RunConfig& config);
 
 /// The seed a property runs with under CI=true: derived from its name, stable
 /// across machines and runs.

@@ -1,0 +1,80 @@
+// The pieces the capcheck commands share: options, property selection,
+// peers, validators. One file per command: run.cc, reproduce.cc (reproduce
+// and check), simulate.cc, list.cc; main.cc parses the command line.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "capcheck/generators.h"
+#include "capcheck/harness.h"
+#include "capcheck/properties.h"
+#include "capcheck/runner.h"
+#include "capcheck/scenario.h"
+
+namespace capcheck::cli {
+
+inline constexpr int kCasesMax = 100000000;
+
+struct CommonOptions {
+  std::string backend = "sim";
+  std::vector<std::string> properties;
+};
+
+struct RunOptions {
+  std::string draft_loop = "on";
+  std::string capture = "any";
+  std::string protocol = "reference";
+  std::string mutant = "none";
+  int cases = 1000;
+  std::optional<std::uint64_t> seed;
+  GenOptions ranges;
+  std::string regressions_dir;
+  double seconds_max = 0.0;
+  int shrink_tries_max = kShrinkTriesMaxDefault;
+  std::string json_path;
+  std::string in_flight_path = "auto";
+  double case_timeout_seconds = 60.0;
+};
+
+struct SimulateOptions {
+  std::uint64_t seed = 1;
+  int iterations = 200;
+  std::string protocol = "reference";
+  std::string mutant = "none";
+  std::string capture = "lazy";
+  std::string draft_loop = "on";
+  int draft_len = 2;
+  int max_batch_size = 8;
+  int max_num_tokens = 64;
+};
+
+/// True under CI=true.
+bool ci_mode();
+/// The properties named (UsageError for an unknown one), or every non-canary one.
+std::vector<const PropertyInfo*> select_properties(const std::vector<std::string>& names);
+/// Gives `harness` its peers when backends_agree is selected (see common.cc).
+void add_peers(Harness& harness, const std::string& backend,
+               std::vector<const PropertyInfo*>& properties, bool named);
+/// Today's date (UTC), YYYY-MM-DD.
+std::string today();
+/// The whole file; UsageError when it cannot be read.
+std::string read_file(const std::string& path);
+/// "--x: must be one of a, b, c (got 'y')".
+CLI::Validator one_of(std::vector<std::string> allowed);
+/// An integer from 0 to 2^64-1.
+CLI::Validator unsigned_integer();
+/// --backend and --property.
+void add_common(CLI::App* command, CommonOptions& common);
+
+/// The commands; each returns the process exit code.
+int run_command(const CommonOptions& common, const RunOptions& options);
+int check_scenario(const CommonOptions& common, const Scenario& scenario, bool print_json);
+int simulate_command(const std::string& backend, const SimulateOptions& options);
+int list_command();
+
+}  // namespace capcheck::cli

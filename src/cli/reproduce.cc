@@ -1,0 +1,40 @@
+// capcheck reproduce / check: the selected properties once on one scenario.
+#include <fmt/core.h>
+
+#include <iostream>
+
+#include "capcheck/harness.h"
+#include "capcheck/errors.h"
+#include "capcheck/registry.h"
+#include "capcheck/report.h"
+#include "capcheck/token.h"
+#include "capcheck/trtllm_subject.h"
+#include "commands.h"
+
+namespace capcheck::cli {
+
+// Runs the selected properties once on `scenario` (reproduce and check).
+int check_scenario(const CommonOptions& common, const Scenario& scenario, bool print_json) {
+  auto properties = select_properties(common.properties);
+  Harness harness(make_backend(common.backend), make_trtllm_subject);
+  std::cout << "backend: " << common.backend << '\n';
+  add_peers(harness, common.backend, properties, !common.properties.empty());
+  std::cout << "scenario: " << summarize(scenario) << '\n';
+  if (print_json) std::cout << to_json(scenario) << '\n';
+  int violated = 0;
+  for (const PropertyInfo* property : properties) {
+    const Verdict verdict = check_property(*property, harness, scenario);
+    std::cout << format_verdict(verdict);
+    if (!verdict.passed) {
+      ++violated;
+      std::cout << "reproduce: " << reproduce_command(scenario, common.backend, verdict.property)
+                << '\n';
+    }
+  }
+  std::cout << fmt::format("summary: {} propert{} checked, {} passed, {} violated\n",
+                           properties.size(), properties.size() == 1 ? "y" : "ies",
+                           properties.size() - violated, violated);
+  return violated ? static_cast<int>(ExitCode::kPropertyViolated) : 0;
+}
+
+}  // namespace capcheck::cli

@@ -1,0 +1,73 @@
+#include "op_instance.h"
+
+#include <sstream>
+
+#include "tracing_backend.h"
+
+namespace capcheck::detail {
+
+void OpInstance::observe(const Slice& slice, Observed& into) {
+  into.type = ElementType::kInt32;
+  into.bytes.resize(static_cast<std::size_t>(slice.count) * sizeof(std::int32_t));
+  backend_.download(slice, reinterpret_cast<std::int32_t*>(into.bytes.data()));
+}
+
+void OpInstance::replay(Observed& outputs) {
+  outputs.name = "logits";
+  observe(subject_->replay(), outputs);
+}
+
+void OpInstance::forward_eager(Observed& outputs) {
+  outputs.name = "logits";
+  observe(subject_->forward_eager(), outputs);
+}
+
+void OpInstance::snapshot(Snapshot& into) {
+  const std::vector<NamedSlice>& buffers = subject_->persistent_buffers();
+  into.resize(buffers.size());
+  for (std::size_t b = 0; b < buffers.size(); ++b) {
+    if (into[b].name != buffers[b].name) into[b].name = buffers[b].name;
+    observe(buffers[b].slice, into[b]);
+  }
+}
+
+void OpInstance::poison_static_inputs(std::int32_t pattern) {
+  for (const NamedSlice& input : subject_->static_inputs()) backend_.fill(input.slice, pattern);
+}
+
+void OpInstance::start_trace() { backend_.set_enabled(true); }
+
+void OpInstance::stop_trace() {
+  backend_.set_enabled(false);
+  trace_ = backend_.trace();
+}
+
+std::string OpInstance::explain_change(std::size_t buffer, std::int64_t index) {
+  const NamedSlice& slice = subject_->persistent_buffers()[buffer];
+  const std::int64_t element = slice.slice.offset + index;
+  const auto writer = trace_.last_writer(slice.slice.buffer, element);
+  if (!writer) return "";
+  return "last write to " + slice.name + "[" + std::to_string(element) +
+         "]: " + describe(backend_, *writer);
+}
+
+// The (input_id, position_id, kv_len) the last model step of the trace read
+// for output `index`. The buffers still hold what that step read.
+std::string OpInstance::explain_output(std::int64_t index) {
+  const auto step = trace_.last_model_step();
+  if (!step) return "no model step was traced";
+  const Op& op = step->op;
+  auto at = [&](Slice s, std::int64_t i) {
+    std::int32_t value = 0;
+    backend_.download(Slice{s.buffer, s.offset + i, 1}, &value);
+    return value;
+  };
+  const std::int32_t seq = at(op.seq_ids, index);
+  std::ostringstream out;
+  out << "input_id=" << at(op.src, index) << " position_id=" << at(op.positions, index)
+      << " kv_len=" << at(op.kv_lens, seq) << " (sequence " << seq << ", "
+      << trace_mode_name(step->mode) << ")";
+  return out.str();
+}
+
+}  // namespace capcheck::detail

@@ -1,0 +1,125 @@
+// The subject-neutral view the properties read (docs/architecture.md): a live
+// instance of a subject on one device, driven through the capture protocol
+// and observed as named, typed host copies of its state and outputs. The
+// properties never see buffers, tensors or the subject's kind, so the same
+// capture_preserves_inputs ... runs on any subject that provides an Instance
+// (the op-level subjects through Harness; LibTorch subjects next).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "capcheck/scenario.h"
+
+namespace capcheck {
+
+/// The element type of observed values; comparisons are bitwise.
+enum class ElementType : std::uint8_t { kInt32, kInt64, kFloat32, kFloat64, kUInt8, kBool };
+
+/// Bytes per element.
+std::size_t element_size(ElementType type);
+/// The element at `data` as text: "-7", "1.5", "true".
+std::string format_element(ElementType type, const std::byte* data);
+
+/// A named host copy of device values: a persistent buffer, a static input or
+/// an output.
+struct Observed {
+  std::string name;
+  ElementType type = ElementType::kInt32;
+  std::vector<std::byte> bytes;
+
+  std::int64_t count() const {
+    return static_cast<std::int64_t>(bytes.size() / element_size(type));
+  }
+  /// Element `index` as text.
+  std::string element(std::int64_t index) const;
+  /// True when element `index` is bitwise equal in both.
+  bool same_element(const Observed& other, std::int64_t index) const;
+};
+
+/// The persistent state of an instance: one Observed per persistent buffer,
+/// always in the same order.
+using Snapshot = std::vector<Observed>;
+
+/// The first element where two observations differ, with both values as text.
+struct Mismatch {
+  std::string buffer;
+  std::int64_t index = 0;
+  std::string expected;  // before capture / eager / reference run
+  std::string actual;    // after capture / replay / other run
+};
+
+/// The first element (in buffer order) where `after` differs from `before`,
+/// with the index of its buffer; nullopt when bitwise equal. Both must come
+/// from the same instance's snapshot() (same names, types and sizes).
+struct SnapshotDifference {
+  std::size_t buffer = 0;
+  Mismatch mismatch;
+};
+bool first_difference(const Snapshot& before, const Snapshot& after, SnapshotDifference* out);
+/// The first differing element of two observations of the same output.
+bool first_difference(const Observed& expected, const Observed& actual, Mismatch* out);
+/// "kv_lens_cuda (3 elements), static_position_ids (2 elements)": every buffer that differs.
+std::string changed_buffers(const Snapshot& before, const Snapshot& after);
+
+/// A live instance of a subject. Every call issues the subject's device work.
+class Instance {
+ public:
+  virtual ~Instance() = default;
+
+  /// Writes one iteration's inputs and metadata (the engine's prepare step).
+  virtual void prepare(const Scenario& scenario) = 0;
+  /// The in-place input update the forward begins with, and its inverse.
+  virtual void preprocess() = 0;
+  virtual void postprocess() = 0;
+  /// Warmups and capture of the prepared key, following the subject's protocol.
+  virtual void capture() = 0;
+  /// Replays the captured graph on the prepared inputs; `outputs` receives a host copy.
+  virtual void replay(Observed& outputs) = 0;
+  /// One eager forward on the prepared inputs; `outputs` receives a host copy.
+  virtual void forward_eager(Observed& outputs) = 0;
+  /// Host copies of every persistent buffer, reusing `into`'s storage.
+  virtual void snapshot(Snapshot& into) = 0;
+  /// Overwrites every static input (what replay must copy in full) with `pattern`.
+  virtual void poison_static_inputs(std::int32_t pattern) = 0;
+
+  /// Explanations, optional. Between start_trace() and stop_trace() the
+  /// instance may record its device work; explain_change() then names what
+  /// last wrote element `index` of snapshot buffer `buffer`, and
+  /// explain_output() what the traced forward or replay read for output
+  /// element `index`. Empty when the instance cannot tell.
+  virtual void start_trace() {}
+  virtual void stop_trace() {}
+  virtual std::string explain_change(std::size_t buffer, std::int64_t index) {
+    (void)buffer;
+    (void)index;
+    return "";
+  }
+  virtual std::string explain_output(std::int64_t index) {
+    (void)index;
+    return "";
+  }
+};
+
+/// What a property runs on: a graph-path instance and a fresh eager instance
+/// of one subject on one device, and peers on other devices.
+class Subjects {
+ public:
+  virtual ~Subjects() = default;
+  /// The graph-path instance, reset and fitted for `scenario`.
+  virtual Instance& graph(const Scenario& scenario) = 0;
+  /// The eager-reference instance (separate state), reset and fitted likewise.
+  virtual Instance& eager(const Scenario& scenario) = 0;
+  /// The same subject on other devices (what backends_agree compares with).
+  virtual std::vector<Subjects*> peer_subjects() = 0;
+  /// The device's name in reports ("sim", "torch", "cuda").
+  virtual std::string device_name() const = 0;
+  /// After a property threw out of an open capture: end it, so the next case
+  /// starts on a stream that is not capturing.
+  virtual void abandon_capture() = 0;
+};
+
+}  // namespace capcheck

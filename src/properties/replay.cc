@@ -1,0 +1,89 @@
+// Replay properties: first_replay_matches_eager, replays_match_eager,
+// static_inputs_fully_copied.
+#include <vector>
+
+#include "support.h"
+
+namespace capcheck {
+
+using namespace properties_detail;
+
+Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario) {
+  constexpr std::string_view kName = "first_replay_matches_eager";
+  Instance& graph = subjects.graph(scenario);
+  graph.prepare(scenario);
+  graph.capture();
+  Observed replayed;
+  graph.start_trace();
+  graph.replay(replayed);
+  graph.stop_trace();
+
+  Instance& eager = subjects.eager(scenario);
+  eager.prepare(scenario);
+  Observed expected;
+  eager.start_trace();
+  eager.forward_eager(expected);
+  eager.stop_trace();
+
+  Mismatch m;
+  if (!first_difference(expected, replayed, &m)) return pass(kName);
+  Verdict v = fail(kName,
+                   "first replay after capture computed " + m.buffer + "[" +
+                       std::to_string(m.index) + "] = " + m.actual +
+                       " where an eager forward computes " + m.expected,
+                   m);
+  const std::string token = std::to_string(m.index);
+  v.notes.push_back("eager computed token " + token + " with " + eager.explain_output(m.index));
+  // The graph instance still holds what its replay read.
+  v.notes.push_back("replay computed token " + token + " with " + graph.explain_output(m.index));
+  return v;
+}
+
+Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
+  constexpr std::string_view kName = "replays_match_eager";
+  constexpr std::int32_t kFollowUps = 3;
+  std::vector<Observed> replayed(kFollowUps + 1);
+  {
+    Instance& graph = subjects.graph(scenario);
+    graph.prepare(scenario);
+    graph.capture();
+    graph.replay(replayed[0]);
+    for (std::int32_t i = 1; i <= kFollowUps; ++i) {
+      graph.prepare(follow_up(scenario, i));  // the next iteration, same key
+      graph.replay(replayed[static_cast<std::size_t>(i)]);
+    }
+  }
+  for (std::int32_t i = 0; i <= kFollowUps; ++i) {
+    const Observed expected = eager_outputs(subjects, follow_up(scenario, i));
+    if (auto v = compare_outputs(kName,
+                                 i == 0 ? std::string("the first replay")
+                                        : "replay " + std::to_string(i + 1) + " (follow-up " +
+                                              std::to_string(i) + ")",
+                                 expected, replayed[static_cast<std::size_t>(i)])) {
+      return *v;
+    }
+  }
+  return pass(kName);
+}
+
+Verdict static_inputs_fully_copied(Subjects& subjects, const Scenario& scenario) {
+  constexpr std::string_view kName = "static_inputs_fully_copied";
+  constexpr std::int32_t kPoisons[] = {0x5eed5eed, -0x0badf00d};
+  Observed outputs[2];
+  for (int k = 0; k < 2; ++k) {
+    // Whatever the static buffers held before the replay must not matter.
+    Instance& graph = subjects.graph(scenario);
+    graph.prepare(scenario);
+    graph.capture();
+    graph.poison_static_inputs(kPoisons[k]);
+    graph.replay(outputs[k]);
+  }
+  if (auto v = compare_outputs(kName, "a replay over differently poisoned static inputs",
+                               outputs[0], outputs[1])) {
+    v->notes.push_back("replay does not overwrite every captured element of the static inputs");
+    return *v;
+  }
+  return pass(kName);
+}
+
+}  // namespace capcheck

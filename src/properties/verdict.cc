@@ -1,0 +1,92 @@
+// Verdicts: building, comparing, formatting; what every family shares.
+#include <sstream>
+
+#include "capcheck/errors.h"
+#include "support.h"
+
+namespace capcheck {
+
+namespace properties_detail {
+
+Verdict pass(std::string_view name) {
+  Verdict v;
+  v.property = std::string(name);
+  return v;
+}
+
+Verdict fail(std::string_view name, std::string message, std::optional<Mismatch> mismatch) {
+  Verdict v;
+  v.passed = false;
+  v.property = std::string(name);
+  v.message = std::move(message);
+  v.mismatch = std::move(mismatch);
+  return v;
+}
+
+std::optional<Verdict> compare_outputs(std::string_view name, const std::string& what,
+                                       const Observed& expected, const Observed& actual) {
+  Mismatch m;
+  if (!first_difference(expected, actual, &m)) return std::nullopt;
+  return fail(name,
+              what + " computed " + m.buffer + "[" + std::to_string(m.index) + "] = " + m.actual +
+                  " where " + m.expected + " is expected",
+              m);
+}
+
+std::string changed_text(const Mismatch& m) {
+  return m.buffer + "[" + std::to_string(m.index) + "] from " + m.expected + " to " + m.actual;
+}
+
+Observed eager_outputs(Subjects& subjects, const Scenario& scenario) {
+  Instance& eager = subjects.eager(scenario);
+  eager.prepare(scenario);
+  Observed out;
+  eager.forward_eager(out);
+  return out;
+}
+
+Scenario follow_up(const Scenario& s, std::int32_t i) {
+  Scenario next = s;
+  for (auto& id : next.input_ids) id = (id + 7919 * i) % 32000;
+  for (auto& position : next.position_ids) position += i;
+  for (auto& kv : next.kv_lens) kv += i;
+  return next;
+}
+
+}  // namespace properties_detail
+
+Verdict check_outputs_equal(std::string_view property, const std::string& what,
+                            const Observed& expected, const Observed& actual) {
+  if (auto v = properties_detail::compare_outputs(property, what, expected, actual)) return *v;
+  return properties_detail::pass(property);
+}
+
+Verdict check_property(const PropertyInfo& property, Subjects& subjects, const Scenario& scenario) {
+  try {
+    return property.check(subjects, scenario);
+  } catch (const BackendError& e) {
+    if (e.kind() == BackendErrorKind::kUnavailable || e.kind() == BackendErrorKind::kDevice) throw;
+    subjects.abandon_capture();
+    Verdict v;
+    v.passed = false;
+    v.property = std::string(property.name);
+    v.message = std::string("the subject made an illegal backend call: ") + e.what();
+    return v;
+  }
+}
+
+std::string format_verdict(const Verdict& v) {
+  std::ostringstream out;
+  out << v.property << ": " << (v.passed ? "passed" : "VIOLATED") << '\n';
+  if (!v.passed) {
+    out << "  " << v.message << '\n';
+    if (v.mismatch) {
+      out << "  first difference: " << v.mismatch->buffer << '[' << v.mismatch->index
+          << "] expected " << v.mismatch->expected << ", got " << v.mismatch->actual << '\n';
+    }
+    for (const auto& note : v.notes) out << "  " << note << '\n';
+  }
+  return out.str();
+}
+
+}  // namespace capcheck
