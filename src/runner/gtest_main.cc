@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   const std::string profile = profile_env ? profile_env : "ci";
   capcheck::apply_ci_rapidcheck_params(profile == "long" ? 20000 : 300);
   const char* params = std::getenv("RC_PARAMS");
-  std::cout << "capcheck property suite: profile=" << profile
+  std::cout << "capcheck test main: profile=" << profile
             << " RC_PARAMS=" << (params ? params : "") << std::endl;
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
