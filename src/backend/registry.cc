@@ -9,6 +9,7 @@
 #include "capcheck/registry.h"
 
 #include <dlfcn.h>
+#include <cstdlib>
 #include <sys/stat.h>
 
 #include <mutex>

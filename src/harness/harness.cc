@@ -49,6 +49,7 @@ class Harness::Impl {
   std::unique_ptr<Subject> eager_;
   OpInstance graph_instance_;
   OpInstance eager_instance_;
+  Trace trace_;  // start_trace() / trace()
 };
 
 Harness::Harness(std::unique_ptr<Backend> backend, SubjectFactory factory)
@@ -120,8 +121,8 @@ void Harness::abandon_capture() {
   }
 }
 
-void Harness::start_trace() { impl_->backend_.set_enabled(true); }
-void Harness::stop_trace() { impl_->backend_.set_enabled(false); }
-const Trace& Harness::trace() const { return impl_->backend_.trace(); }
+void Harness::start_trace() { impl_->backend_.record_into(&impl_->trace_); }
+void Harness::stop_trace() { impl_->backend_.record_into(nullptr); }
+const Trace& Harness::trace() const { return impl_->trace_; }
 
 }  // namespace capcheck

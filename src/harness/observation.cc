@@ -63,7 +63,11 @@ bool Observed::same_element(const Observed& other, std::int64_t index) const {
 bool first_difference(const Observed& expected, const Observed& actual, Mismatch* out) {
   CAPCHECK_ASSERT(expected.type == actual.type);
   CAPCHECK_ASSERT(expected.bytes.size() == actual.bytes.size());
-  if (expected.bytes == actual.bytes) return false;
+  // memcmp: std::equal on std::byte compares element by element.
+  if (expected.bytes.empty() ||
+      std::memcmp(expected.bytes.data(), actual.bytes.data(), expected.bytes.size()) == 0) {
+    return false;
+  }
   for (std::int64_t i = 0; i < expected.count(); ++i) {
     if (expected.same_element(actual, i)) continue;
     *out = Mismatch{expected.name, i, expected.element(i), actual.element(i)};

@@ -35,11 +35,10 @@ void OpInstance::poison_static_inputs(std::int32_t pattern) {
   for (const NamedSlice& input : subject_->static_inputs()) backend_.fill(input.slice, pattern);
 }
 
-void OpInstance::start_trace() { backend_.set_enabled(true); }
+void OpInstance::start_trace() { backend_.record_into(&trace_); }
 
 void OpInstance::stop_trace() {
-  backend_.set_enabled(false);
-  trace_ = backend_.trace();
+  backend_.record_into(nullptr);
 }
 
 std::string OpInstance::explain_change(std::size_t buffer, std::int64_t index) {

@@ -25,24 +25,24 @@ class TracingBackend final : public Backend {
   std::string label(Buffer buffer) const override { return inner_->label(buffer); }
   void upload(Slice dst, const std::int32_t* src) override {
     inner_->upload(dst, src);
-    if (enabled_) trace_.push(TraceEntry{phase_, TraceMode::kUploaded, Op{OpKind::kCopy, dst, {}, {}, {}, {}, 0}});
+    if (target_) target_->push(TraceEntry{phase_, TraceMode::kUploaded, Op{OpKind::kCopy, dst, {}, {}, {}, {}, 0}});
   }
   void download(Slice src, std::int32_t* dst) override { inner_->download(src, dst); }
   void launch(const Op& op) override {
     const bool recording = inner_->capturing();
     inner_->launch(op);
-    if (enabled_) trace_.push(TraceEntry{phase_, recording ? TraceMode::kRecorded : TraceMode::kExecuted, op});
+    if (target_) target_->push(TraceEntry{phase_, recording ? TraceMode::kRecorded : TraceMode::kExecuted, op});
   }
   void begin_capture() override { inner_->begin_capture(); }
   Graph end_capture() override { return inner_->end_capture(); }
   void replay(Graph graph) override {
     inner_->replay(graph);
-    if (!enabled_) return;
+    if (target_ == nullptr) return;
     // The graph's ops as the capture model recorded them (Note [one capture model]).
     const std::vector<RecordedOp>* ops = inner_->recorded_ops(graph);
     CAPCHECK_ASSERT(ops != nullptr);
     for (const RecordedOp& recorded : *ops) {
-      trace_.push(TraceEntry{recorded.phase, TraceMode::kReplayed, recorded.op});
+      target_->push(TraceEntry{recorded.phase, TraceMode::kReplayed, recorded.op});
     }
   }
   void destroy_graph(Graph graph) override { inner_->destroy_graph(graph); }
@@ -56,17 +56,16 @@ class TracingBackend final : public Backend {
     inner_->annotate(phase);
   }
 
-  void set_enabled(bool enabled) {
-    if (enabled) trace_.clear();
-    enabled_ = enabled;
+  /// Records into `target` (cleared first) until record_into(nullptr).
+  void record_into(Trace* target) {
+    if (target) target->clear();
+    target_ = target;
   }
-  const Trace& trace() const { return trace_; }
 
  private:
   std::unique_ptr<Backend> inner_;
-  bool enabled_ = false;
+  Trace* target_ = nullptr;  // where traced work goes; null: not tracing
   const char* phase_ = "";
-  Trace trace_;
 };
 
 }  // namespace capcheck::detail
