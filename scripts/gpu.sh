@@ -4,7 +4,8 @@
 #      it is usable), with capcheck's C++ dependencies from .deps/ (prepared on
 #      a networked machine by scripts/gpu-deps.sh);
 #   2. build everything with ninja;
-#   3. ctest -L gpu (the cuda backend test and the torch backend's CUDA tests);
+#   3. ctest -L gpu (the conformance suite's Cuda and TorchCuda instances, the
+#      cuda backend test and the torch backend's CUDA tests);
 #   4. the whole torch backend test (CPU and CUDA), when LibTorch was built;
 #   5. the GPU benchmark (median of repetitions);
 #   6. `capcheck run --backend cuda` and `--backend torch` (on CUDA) for every
@@ -13,7 +14,9 @@
 #   7. `capcheck run --property backends_agree` on cuda (compared with sim and
 #      torch) for every protocol;
 #   8. compute-sanitizer memcheck, racecheck, initcheck and synccheck on the
-#      cuda backend test, and memcheck on the torch backend's CUDA tests.
+#      cuda backend test and the conformance suite's Cuda instances, and
+#      memcheck on the torch backend's CUDA tests (its own and the conformance
+#      suite's TorchCuda instances).
 # Logs go to $OUT when it is set, otherwise out/gpu/; summary.txt lists every
 # step with its exit status. Exits non-zero when any step failed.
 #
@@ -124,8 +127,8 @@ fi
 
 if want torch; then
   if [[ -x "${torch_test}" ]]; then
-    # CPU and CUDA halves of one binary; the CUDA half prints what LibTorch
-    # and CUDA answered to the illegal calls.
+    # CPU and CUDA halves of one binary (what LibTorch and CUDA answer to the
+    # illegal calls is printed by the conformance suite, in test.log).
     step "torch_backend_test (CPU and CUDA)" "${out_dir}/torch.log" 600 "${torch_test}"
     grep -E "^torch backend: |^\[  (PASSED|SKIPPED|FAILED)  \]" "${out_dir}/torch.log" |
       sed "s/^/  /" | tee -a "${summary}"
@@ -186,25 +189,31 @@ fi
 if want sanitize; then
   san_log="${out_dir}/sanitizer.log"
   test_bin="${bin}/cuda_backend_test"
-  # These tests make CUDA refuse calls on purpose (a synchronization during
-  # capture, capture on the legacy stream): the driver's refusal is what they
-  # check. compute-sanitizer counts every failed API call as an error, so they
-  # run apart, with API errors listed but not counted.
-  provoking="CudaBackendTest.DownloadDuringCapture*:CudaBackendTest.UploadAndSynchronizeDuringCapture*"
-  provoking+=":CudaBackendTest.AllocateAndFreeDuringCapture*:CudaBackendTest.CaptureOnTheLegacyStream*"
+  conformance_bin="${bin}/tests/backend_conformance_test"
+  # These conformance tests make CUDA refuse calls on purpose (a
+  # synchronization during capture, capture on the legacy stream): the
+  # driver's refusal is what they check. compute-sanitizer counts every failed
+  # API call as an error, so they run apart, with API errors listed but not counted.
+  provoking="*Conformance.DownloadDuringCapture*/Cuda:*Conformance.UploadSynchronizeAllocateAndFreeDuringCapture*/Cuda"
+  provoking+=":*Conformance.CaptureOnTheLegacyStream*/Cuda:*Conformance.RecordedOps*/Cuda"
+  provoking+=":*Conformance.ErrorsPointAt*/Cuda"
   # Fewer property scenarios under the sanitizers: every API call is intercepted.
   for tool in ${sanitizers}; do
     step "compute-sanitizer ${tool}" "${san_log}" 300 \
       env CAPCHECK_CUDA_TEST_SCENARIOS=40 compute-sanitizer --tool "${tool}" --error-exitcode 1 \
-      --print-limit 50 "${test_bin}" --gtest_filter="-${provoking}"
+      --print-limit 50 "${test_bin}"
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "${san_log}" | tail -1 | sed "s/^/  ${tool}: /" | tee -a "${summary}"
+    step "compute-sanitizer ${tool} (conformance)" "${san_log}" 300 \
+      compute-sanitizer --tool "${tool}" --error-exitcode 1 --print-limit 50 \
+      "${conformance_bin}" --gtest_filter="*/Cuda-${provoking}"
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "${san_log}" | tail -1 | sed "s/^/  ${tool} (conformance): /" | tee -a "${summary}"
   done
   step "compute-sanitizer memcheck (refused calls, memory errors only)" "${san_log}" 120 \
     compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 1 \
-    "${test_bin}" --gtest_filter="${provoking}"
+    "${conformance_bin}" --gtest_filter="${provoking}"
   grep -E "ERROR SUMMARY" "${san_log}" | tail -1 | sed "s/^/  memcheck (refused calls): /" | tee -a "${summary}"
   # The refused calls themselves, for the record: only 900/901 are expected.
-  compute-sanitizer --tool memcheck --report-api-errors explicit "${test_bin}" \
+  compute-sanitizer --tool memcheck --report-api-errors explicit "${conformance_bin}" \
     --gtest_filter="${provoking}" >"${out_dir}/sanitizer-api.log" 2>&1
   grep -o "Program hit [a-zA-Z]* (error [0-9]*)[^.]*on CUDA API call to [a-zA-Z]*" \
     "${out_dir}/sanitizer-api.log" | sort | uniq -c | sed "s/^/  api: /" | tee -a "${summary}"
@@ -215,6 +224,10 @@ if want sanitize; then
       env CAPCHECK_TORCH_TEST_SCENARIOS=8 compute-sanitizer --tool memcheck --error-exitcode 1 \
       --print-limit 50 "${torch_test}" --gtest_filter="*TorchCuda*"
     grep -E "ERROR SUMMARY" "${san_log}" | tail -1 | sed "s/^/  memcheck (torch): /" | tee -a "${summary}"
+    step "compute-sanitizer memcheck (conformance, torch CUDA)" "${san_log}" 300 \
+      compute-sanitizer --tool memcheck --error-exitcode 1 --print-limit 50 \
+      "${conformance_bin}" --gtest_filter="*/TorchCuda"
+    grep -E "ERROR SUMMARY" "${san_log}" | tail -1 | sed "s/^/  memcheck (conformance, torch): /" | tee -a "${summary}"
     grep -o "Program hit [a-zA-Z]* (error [0-9]*)[^.]*on CUDA API call to [a-zA-Z]*" "${san_log}" |
       sort | uniq -c | sed "s/^/  api (torch, all sanitizer runs): /" | tee -a "${summary}"
   fi

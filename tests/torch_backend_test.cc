@@ -1,8 +1,9 @@
 // The LibTorch backend, on the CPU and (where LibTorch has CUDA and a device is
 // present) on CUDA with real CUDA graphs: its model step is bitwise model_mix,
 // it agrees bitwise with the sim on random op sequences (captures and replays
-// included) and on every property's verdict, and the capture rules of
-// docs/capture-rules.md hold on it with the sim's error kinds. Tests that need CUDA have
+// included) and on every property's verdict, and its graphs share one memory
+// pool (Note [one pool, kept]). The capture rules of docs/capture-rules.md are
+// pinned on it by tests/backend_conformance_test.cc. Tests that need CUDA have
 // "TorchCuda" in their name (ctest runs them as torch_backend_cuda_test, label
 // `gpu`) and skip with "skipped: no CUDA device: ..." elsewhere.
 #include "capcheck/trtllm_subject.h"
@@ -399,217 +400,16 @@ TEST_P(AgreesWithSim, OnRandomOpsCapturesAndReplays) {
   EXPECT_GT(differential.errors_count(), 0);
 }
 
-// (c) The capture rules of docs/capture-rules.md, on torch (CPU and CUDA) and, for
-// reference, on the sim: the same calls give the same results and errors.
-class CaptureRules : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    std::string why;
-    if (GetParam() == "torch_cuda" && !torch_cuda_available(&why)) {
-      GTEST_SKIP() << "skipped: " << why;
-    }
-  }
-  std::unique_ptr<Backend> make(BackendOptions options = {}) const {
-    if (GetParam() == "sim") return make_sim_backend(options);
-    return make_torch_backend(
-        options, GetParam() == "torch_cuda" ? TorchDevice::kCuda : TorchDevice::kCpu);
-  }
-};
+// (c) What is torch's own. The capture rules themselves are pinned on every
+// backend, torch on the CPU and on CUDA included, by tests/backend_conformance_test.cc.
+//
+// Note [one pool, kept] in src/backend/torch/torch_cuda_backend.cc: every graph
+// shares the first graph's memory pool, also after every graph was destroyed.
+class SharedPool : public OnTorchDevice {};
+CAPCHECK_ON_TORCH_DEVICES(SharedPool);
 
-TEST_P(CaptureRules, LaunchDuringCaptureLeavesMemoryUnchanged) {
-  const auto backend = make();
-  const Buffer a = allocate_with(*backend, "a", {1, 2, 3, 4});
-  const Buffer b = allocate_with(*backend, "b", {10, 20, 30, 40});
-  const Buffer seqs = allocate_with(*backend, "seq_ids", {0, 1, 0, 1});
-  backend->begin_capture();
-  EXPECT_TRUE(backend->capturing());
-  backend->add(whole(a), whole(b));
-  backend->sub(range(b, 0, 2), range(a, 2, 4));
-  backend->copy(range(a, 0, 3), range(a, 1, 4));
-  backend->fill(range(b, 1, 3), -7);
-  backend->model_step(whole(b), whole(a), whole(a), whole(seqs), range(a, 0, 2));
-  backend->end_capture();
-  EXPECT_FALSE(backend->capturing());
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 2, 3, 4}));
-  EXPECT_EQ(read(*backend, b), (std::vector<std::int32_t>{10, 20, 30, 40}));
-}
-
-TEST_P(CaptureRules, DownloadDuringCaptureInvalidatesIt) {
-  const auto backend = make();
-  const Buffer a = allocate_with(*backend, "a", {1, 2, 3});
-  backend->begin_capture();
-  backend->fill(whole(a), 5);
-  std::int32_t host[3] = {};
-  EXPECT_EQ(error_of([&] { backend->download(whole(a), host); }),
-            BackendErrorKind::kCaptureUnsupported);
-  EXPECT_EQ(error_of([&] { backend->end_capture(); }), BackendErrorKind::kCaptureInvalidated);
-  EXPECT_FALSE(backend->capturing());
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 2, 3}));
-  // The stream is usable again: a new capture produces a graph.
-  backend->begin_capture();
-  backend->fill(whole(a), 5);
-  backend->replay(backend->end_capture());
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{5, 5, 5}));
-}
-
-TEST_P(CaptureRules, ReplaysAccumulateInPlaceAdds) {
-  const auto backend = make();
-  const Buffer a = allocate_with(*backend, "a", {1, 2, 3, kInt32Max});
-  const Buffer b = allocate_with(*backend, "b", {10, 20, 30, 1});
-  backend->begin_capture();
-  backend->add(whole(a), whole(b));
-  const Graph graph = backend->end_capture();
-  for (int i = 0; i < 3; ++i) backend->replay(graph);
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{31, 62, 93, kInt32Min + 2}));
-  EXPECT_EQ(read(*backend, b), (std::vector<std::int32_t>{10, 20, 30, 1}));
-}
-
-TEST_P(CaptureRules, ReplayAfterFreeReportsDanglingBuffer) {
-  const auto backend = make();
-  const Buffer a = allocate_with(*backend, "a", {1, 2, 3});
-  const Buffer b = allocate_with(*backend, "b", {10, 20, 30});
-  backend->begin_capture();
-  backend->fill(whole(a), 0);
-  backend->add(whole(a), whole(b));
-  const Graph graph = backend->end_capture();
-  backend->free(b);
-  EXPECT_EQ(error_of([&] { backend->replay(graph); }), BackendErrorKind::kDanglingBuffer);
-  // A new buffer in the freed slot is still not the captured one.
-  const Buffer reused = allocate_with(*backend, "reused", {7, 7, 7});
-  EXPECT_EQ(error_of([&] { backend->replay(graph); }), BackendErrorKind::kDanglingBuffer);
-  // Nothing of the graph ran, not even the ops before the dangling one.
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 2, 3}));
-  EXPECT_EQ(read(*backend, reused), (std::vector<std::int32_t>{7, 7, 7}));
-}
-
-/// The message of the BackendError `body` throws ("" if it returns).
-std::string message_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const BackendError& error) {
-    return error.what();
-  }
-  return "";
-}
-
-TEST_P(CaptureRules, UploadSynchronizeAllocateAndFreeDuringCaptureInvalidateIt) {
-  const auto backend = make();
-  const Buffer a = allocate_with(*backend, "a", {1, 2});
-  const std::vector<std::int32_t> values = {7, 8};
-  const std::vector<std::function<void()>> illegal_calls = {
-      [&] { backend->upload(whole(a), values.data()); },
-      [&] { backend->synchronize(); },
-      [&] { (void)backend->allocate("b", 2); },
-      [&] { backend->free(a); },
-  };
-  for (std::size_t i = 0; i < illegal_calls.size(); ++i) {
-    SCOPED_TRACE("illegal call " + std::to_string(i));
-    backend->begin_capture();
-    backend->fill(whole(a), 5);
-    const std::string refused = message_of(illegal_calls[i]);
-    EXPECT_NE(refused.find("capture-unsupported (900)"), std::string::npos) << refused;
-    EXPECT_TRUE(backend->capturing());
-    // CUDA keeps failing work on an invalidated capture until it is ended.
-    EXPECT_EQ(error_of([&] { backend->fill(whole(a), 6); }), BackendErrorKind::kCaptureInvalidated);
-    const std::string ended = message_of([&] { (void)backend->end_capture(); });
-    EXPECT_NE(ended.find("capture-invalidated (901)"), std::string::npos) << ended;
-    EXPECT_FALSE(backend->capturing());
-    if (i == 0) std::printf("%s: %s\n%s: %s\n", GetParam().c_str(), refused.c_str(),
-                            GetParam().c_str(), ended.c_str());
-  }
-  // Nothing was uploaded, allocated or freed, and nothing captured ran.
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 2}));
-  backend->synchronize();
-}
-
-TEST_P(CaptureRules, BeginWhileCapturingAndEndWithoutBeginAreIllegalState) {
-  const auto backend = make();
-  const Buffer a = allocate_with(*backend, "a", {1, 2});
-  EXPECT_EQ(error_of([&] { (void)backend->end_capture(); }), BackendErrorKind::kIllegalState);
-  backend->begin_capture();
-  EXPECT_EQ(error_of([&] { backend->begin_capture(); }), BackendErrorKind::kIllegalState);
-  // The first capture is still valid.
-  backend->fill(whole(a), 3);
-  const Graph graph = backend->end_capture();
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 2}));
-  backend->replay(graph);
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{3, 3}));
-}
-
-TEST_P(CaptureRules, ReplayWhileCapturingIsRefusedWithoutInvalidating) {
-  const auto backend = make();
-  const Buffer a = allocate_with(*backend, "a", {1, 2});
-  backend->begin_capture();
-  backend->fill(whole(a), 4);
-  const Graph first = backend->end_capture();
-  backend->begin_capture();
-  EXPECT_EQ(error_of([&] { backend->replay(first); }), BackendErrorKind::kCaptureUnsupported);
-  backend->add(whole(a), whole(a));
-  const Graph second = backend->end_capture();
-  backend->replay(first);
-  backend->replay(second);
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{8, 8}));
-}
-
-TEST_P(CaptureRules, CaptureOnTheLegacyStreamIsRefused) {
-  BackendOptions options;
-  options.legacy_stream = true;
-  const auto backend = make(options);
-  const Buffer a = allocate_with(*backend, "a", {1, 2});
-  backend->add(whole(a), whole(a));
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{2, 4}));
-  const std::string refused = message_of([&] { backend->begin_capture(); });
-  EXPECT_NE(refused.find("capture-unsupported (900)"), std::string::npos) << refused;
-  std::printf("%s: %s\n", GetParam().c_str(), refused.c_str());
-  EXPECT_FALSE(backend->capturing());
-  backend->fill(whole(a), 1);
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{1, 1}));
-}
-
-TEST_P(CaptureRules, GraphDestroyedDuringCaptureIsGoneAndTheCaptureStillWorks) {
-  const auto backend = make();
-  const Buffer a = allocate_with(*backend, "a", {1, 2});
-  backend->begin_capture();
-  backend->fill(whole(a), 9);
-  const Graph first = backend->end_capture();
-  backend->begin_capture();
-  backend->destroy_graph(first);
-  backend->add(whole(a), whole(a));
-  const Graph second = backend->end_capture();
-  EXPECT_EQ(error_of([&] { backend->replay(first); }), BackendErrorKind::kInvalidValue);
-  backend->replay(second);
-  EXPECT_EQ(read(*backend, a), (std::vector<std::int32_t>{2, 4}));
-}
-
-// A captured model step reads its sequence ids at replay: out-of-range ids
-// there write nothing and report the sim's error; fixed ids replay again.
-TEST_P(CaptureRules, CapturedModelStepWithOutOfRangeSeqIdWritesNothingAtReplay) {
-  const auto backend = make();
-  const Buffer ids = allocate_with(*backend, "ids", {1, 2, 3});
-  const Buffer positions = allocate_with(*backend, "positions", {0, 1, 2});
-  const Buffer seq_ids = allocate_with(*backend, "seq_ids", {0, 1, 1});
-  const Buffer kv_lens = allocate_with(*backend, "kv_lens", {5, 6});
-  const Buffer out = allocate_with(*backend, "out", {-1, -1, -1});
-  backend->begin_capture();
-  backend->model_step(whole(out), whole(ids), whole(positions), whole(seq_ids), whole(kv_lens));
-  const Graph graph = backend->end_capture();
-  const std::vector<std::int32_t> bad = {0, 2, -1};
-  backend->upload(whole(seq_ids), bad.data());
-  EXPECT_EQ(message_of([&] { backend->replay(graph); }),
-            "model_step failed: invalid-value (1): seq_ids[1] = 2 is outside kv_lens of 2");
-  EXPECT_EQ(read(*backend, out), (std::vector<std::int32_t>{-1, -1, -1}));
-  const std::vector<std::int32_t> good = {1, 0, 1};
-  backend->upload(whole(seq_ids), good.data());
-  backend->replay(graph);  // the error was reported once
-  EXPECT_EQ(read(*backend, out),
-            (std::vector<std::int32_t>{model_mix(1, 0, 6), model_mix(2, 1, 5), model_mix(3, 2, 6)}));
-  backend->synchronize();
-}
-
-// Note [one pool, kept] in src/torch_backend.cc: every graph shares the first
-// graph's memory pool, also after every graph was destroyed.
-TEST_P(CaptureRules, CapturesKeepWorkingAfterEveryGraphIsDestroyed) {
-  const auto backend = make();
+TEST_P(SharedPool, CapturesKeepWorkingAfterEveryGraphIsDestroyed) {
+  const auto backend = make_torch_backend({}, device());
   const Buffer ids = allocate_with(*backend, "ids", {1, 2, 3, 4});
   const Buffer positions = allocate_with(*backend, "positions", {4, 3, 2, 1});
   const Buffer seq_ids = allocate_with(*backend, "seq_ids", {0, 0, 1, 1});
@@ -636,13 +436,6 @@ TEST_P(CaptureRules, CapturesKeepWorkingAfterEveryGraphIsDestroyed) {
   }
   EXPECT_EQ(read(*backend, out), expected);
 }
-
-INSTANTIATE_TEST_SUITE_P(
-    Backends, CaptureRules, ::testing::Values("sim", "torch_cpu", "torch_cuda"),
-    [](const ::testing::TestParamInfo<std::string>& info) {
-      if (info.param == "sim") return std::string("Sim");
-      return device_name(info.param == "torch_cuda" ? TorchDevice::kCuda : TorchDevice::kCpu);
-    });
 
 // (d) Every property gives the same verdict on torch as on the sim.
 
