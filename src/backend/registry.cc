@@ -160,7 +160,7 @@ std::unique_ptr<Backend> make_backend(std::string_view name, BackendOptions opti
                           "backend '" + std::string(name) + "' is " + info.detail);
     }
   }
-  throw UsageError("unknown backend '" + std::string(name) + "'; known: sim, torch, cuda");
+  throw UsageError("unknown backend " + quote_input(name) + "; known: sim, torch, cuda");
 }
 
 std::vector<std::string> other_available_backends(std::string_view name) {

@@ -1,53 +1,144 @@
 #include "case_log.h"
 
-#include "capcheck/report.h"
-
-#include <cstdio>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "capcheck/errors.h"
+#include "capcheck/report.h"
 #include "capcheck/token.h"
 
 namespace capcheck::cli {
 
-std::string default_in_flight_path() {
-  const char* tmp = std::getenv("TMPDIR");
-  return std::string(tmp && *tmp ? tmp : "/tmp") + "/capcheck-" + std::to_string(getpid()) +
-         ".inflight";
+namespace {
+
+std::size_t page_size() {
+  const long page = sysconf(_SC_PAGESIZE);
+  return page > 0 ? static_cast<std::size_t>(page) : 4096;
 }
 
-CaseLog::CaseLog(std::string in_flight_path, const std::string& json_path,
+std::string private_base_dir() {
+  for (const char* name : {"XDG_RUNTIME_DIR", "TMPDIR"}) {
+    const char* dir = std::getenv(name);
+    struct stat info {};
+    if (dir && *dir && ::stat(dir, &info) == 0 && S_ISDIR(info.st_mode)) return dir;
+  }
+  return "/tmp";
+}
+
+}  // namespace
+
+InFlightFile::InFlightFile(const std::string& path) {
+  if (path == "auto") {
+    std::string pattern = private_base_dir() + "/capcheck-XXXXXX";
+    if (!::mkdtemp(pattern.data())) {
+      throw UsageError("--in-flight: cannot make a private directory in " +
+                       quote_input(private_base_dir(), 200) + ": " + std::strerror(errno) +
+                       " (choose a file with --in-flight FILE, or --in-flight none)");
+    }
+    private_dir_ = pattern;
+    path_ = private_dir_ + "/in-flight.token";
+  } else {
+    path_ = path;
+  }
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    const int cause = errno;
+    if (!private_dir_.empty()) ::rmdir(private_dir_.c_str());
+    throw UsageError("--in-flight: cannot create " + quote_input(path_, 200) + ": " +
+                     std::strerror(cause) +
+                     (cause == EEXIST || cause == ELOOP
+                          ? " (capcheck never writes into a file it did not create; remove it or "
+                            "name a new file)"
+                          : ""));
+  }
+  if (!reserve(page_size())) {
+    const int cause = errno;
+    release();
+    throw UsageError("--in-flight: cannot reserve space for " + quote_input(path_, 200) + ": " +
+                     std::strerror(cause) + " (free some space, or use --in-flight none)");
+  }
+}
+
+InFlightFile::~InFlightFile() { release(); }
+
+void InFlightFile::release() {
+  if (map_) ::munmap(map_, capacity_);
+  map_ = nullptr;
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(path_.c_str());  // ours: created with O_EXCL
+  }
+  fd_ = -1;
+  if (!private_dir_.empty()) ::rmdir(private_dir_.c_str());
+  private_dir_.clear();
+}
+
+// Makes the file `capacity` bytes, all of them allocated (so writing through
+// the mapping can never fault on a full disk), mapped and newline-filled.
+bool InFlightFile::reserve(std::size_t capacity) {
+  const int error = ::posix_fallocate(fd_, 0, static_cast<off_t>(capacity));
+  if (error != 0) {
+    errno = error;
+    return false;
+  }
+  void* map = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (map == MAP_FAILED) return false;
+  if (map_) {
+    std::memcpy(map, map_, length_);
+    ::munmap(map_, capacity_);
+  }
+  map_ = static_cast<char*>(map);
+  std::memset(map_ + length_, '\n', capacity - length_);
+  capacity_ = capacity;
+  return true;
+}
+
+void InFlightFile::write(const std::string& token) {
+  if (!map_) return;
+  if (token.size() + 1 > capacity_) {
+    const std::size_t page = page_size();
+    if (!reserve((token.size() + 1 + page - 1) / page * page)) {
+      std::cerr << "capcheck: --in-flight: cannot grow " << path_ << " for a token of "
+                << token.size() << " characters (" << std::strerror(errno)
+                << "); the in-flight token is no longer written\n";
+      ::munmap(map_, capacity_);
+      map_ = nullptr;
+      return;
+    }
+  }
+  std::memcpy(map_, token.data(), token.size());
+  if (token.size() < length_) std::memset(map_ + token.size(), '\n', length_ - token.size());
+  length_ = token.size();
+}
+
+CaseLog::CaseLog(const std::string& in_flight_path, const std::string& json_path,
                  double case_timeout_seconds, std::string backend)
-    : in_flight_path_(std::move(in_flight_path)),
-      backend_(std::move(backend)),
+    : backend_(std::move(backend)),
+      json_path_(json_path),
       case_timeout_seconds_(case_timeout_seconds) {
-  if (!in_flight_path_.empty()) {
-    // A shared mapping: what is written survives the process dying mid-case,
-    // at the cost of a memcpy per case instead of a system call.
-    in_flight_fd_ = open(in_flight_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (in_flight_fd_ < 0) {
-      throw UsageError("--in-flight: cannot create '" + in_flight_path_ + "': " +
-                       std::strerror(errno));
-    }
-    in_flight_capacity_ = kTokenLengthMax + 256;
-    if (ftruncate(in_flight_fd_, static_cast<off_t>(in_flight_capacity_)) != 0) {
-      throw UsageError("--in-flight: cannot size '" + in_flight_path_ + "'");
-    }
-    void* map = mmap(nullptr, in_flight_capacity_, PROT_READ | PROT_WRITE, MAP_SHARED,
-                     in_flight_fd_, 0);
-    if (map == MAP_FAILED) throw UsageError("--in-flight: cannot map '" + in_flight_path_ + "'");
-    in_flight_map_ = static_cast<char*>(map);
-    std::memset(in_flight_map_, ' ', in_flight_capacity_);
+  if (!in_flight_path.empty() && in_flight_path != "none") {
+    in_flight_ = std::make_unique<InFlightFile>(in_flight_path);
   }
   if (!json_path.empty()) {
-    json_.open(json_path, std::ios::trunc);
-    if (!json_) throw UsageError("--json: cannot write '" + json_path + "'");
+    struct stat json_info {}, in_flight_info {};
+    if (in_flight_ && ::stat(json_path.c_str(), &json_info) == 0 &&
+        ::stat(in_flight_->path().c_str(), &in_flight_info) == 0 &&
+        json_info.st_dev == in_flight_info.st_dev && json_info.st_ino == in_flight_info.st_ino) {
+      throw UsageError("--json: " + quote_input(json_path, 200) +
+                       " is the --in-flight file; give them different paths");
+    }
+    json_ = std::fopen(json_path.c_str(), "w");
+    if (!json_) {
+      throw UsageError("--json: cannot write " + quote_input(json_path, 200) + ": " +
+                       std::strerror(errno));
+    }
   }
   if (case_timeout_seconds_ > 0) watchdog_ = std::thread([this] { watch(); });
 }
@@ -59,25 +150,29 @@ CaseLog::~CaseLog() {
   }
   wake_.notify_all();
   if (watchdog_.joinable()) watchdog_.join();
-  if (in_flight_map_) munmap(in_flight_map_, in_flight_capacity_);
-  if (in_flight_fd_ >= 0) {
-    close(in_flight_fd_);
-    unlink(in_flight_path_.c_str());  // a clean exit leaves nothing behind
-  }
+  if (json_) std::fclose(json_);
 }
 
-void CaseLog::write_in_flight(const std::string& line) {
-  const std::size_t length = std::min(line.size(), in_flight_capacity_);
-  std::memcpy(in_flight_map_, line.data(), length);
-  if (length < in_flight_length_) std::memset(in_flight_map_ + length, ' ', in_flight_length_ - length);
-  in_flight_length_ = length;
+std::string CaseLog::in_flight_path() const { return in_flight_ ? in_flight_->path() : ""; }
+
+std::string CaseLog::finish_json() {
+  if (!json_) return json_error_;
+  const bool flushed = std::fflush(json_) == 0 && !std::ferror(json_);
+  const int cause = errno;
+  const bool closed = std::fclose(json_) == 0;
+  json_ = nullptr;
+  if (json_error_.empty() && (!flushed || !closed)) {
+    json_error_ = "--json: writing " + quote_input(json_path_, 200) + " failed: " +
+                  std::strerror(flushed ? errno : cause) + "; the file is incomplete";
+  }
+  return json_error_;
 }
 
 void CaseLog::before_case(const CaseEvent& event) {
-  const bool need_token = in_flight_map_ != nullptr || json_.is_open() || watchdog_.joinable();
+  const bool need_token = in_flight_ != nullptr || json_ != nullptr || watchdog_.joinable();
   if (!need_token) return;
   token_ = encode_token(*event.scenario);
-  if (in_flight_map_) write_in_flight(token_ + "\n");
+  if (in_flight_) in_flight_->write(token_);
   if (watchdog_.joinable()) {
     std::lock_guard<std::mutex> lock(mutex_);
     case_running_ = true;
@@ -92,7 +187,7 @@ void CaseLog::after_case(const CaseEvent& event) {
     std::lock_guard<std::mutex> lock(mutex_);
     case_running_ = false;
   }
-  if (json_.is_open()) {
+  if (json_) {
     nlohmann::json line;
     line["property"] = std::string(event.property);
     line["origin"] = case_origin_name(event.origin);
@@ -101,7 +196,14 @@ void CaseLog::after_case(const CaseEvent& event) {
     line["token"] = token_;
     line["seconds"] = event.seconds;
     if (!event.verdict->passed) line["message"] = event.verdict->message;
-    json_ << line.dump() << '\n';
+    const std::string text = line.dump() + '\n';
+    if (std::fwrite(text.data(), 1, text.size(), json_) != text.size() || std::ferror(json_)) {
+      // Reported at the end (exit 5); the run itself goes on.
+      json_error_ = "--json: writing " + quote_input(json_path_, 200) + " failed: " +
+                    std::strerror(errno) + "; the file is incomplete";
+      std::fclose(json_);
+      json_ = nullptr;
+    }
   }
 }
 

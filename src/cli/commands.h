@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -39,6 +40,7 @@ struct RunOptions {
   std::string json_path;
   std::string in_flight_path = "auto";
   double case_timeout_seconds = 60.0;
+  bool allow_no_cases = false;
 };
 
 struct SimulateOptions {
@@ -53,6 +55,17 @@ struct SimulateOptions {
   int max_num_tokens = 64;
 };
 
+/// SIGINT/SIGTERM/SIGPIPE request a stop; SIGXFSZ ignored (common.cc).
+void install_signal_handlers();
+/// Set by those signals (and request_stop); runs stop at a case boundary.
+const std::atomic<bool>* stop_flag();
+/// The signal that requested the stop (0: none, or request_stop()).
+int stop_signal();
+void request_stop();
+/// "" when standard output took everything written so far (flushed);
+/// otherwise why not (a full disk, a closed pipe).
+std::string stdout_error();
+
 /// True under CI=true.
 bool ci_mode();
 /// The properties named (UsageError for an unknown one), or every non-canary one.
@@ -62,12 +75,18 @@ void add_peers(Harness& harness, const std::string& backend,
                std::vector<const PropertyInfo*>& properties, bool named);
 /// Today's date (UTC), YYYY-MM-DD.
 std::string today();
-/// The whole file; UsageError when it cannot be read.
+/// The whole scenario file, at most kScenarioJsonBytesMax bytes; UsageError
+/// when it cannot be read, is a directory or is too large.
 std::string read_file(const std::string& path);
 /// "--x: must be one of a, b, c (got 'y')".
 CLI::Validator one_of(std::vector<std::string> allowed);
-/// An integer from 0 to 2^64-1.
+/// A decimal integer from 0 to 2^64-1 (a transform: leading zeros dropped).
 CLI::Validator unsigned_integer();
+/// A decimal integer in [min, max] (0 <= min): never octal or hex, never
+/// saturated (a transform: leading zeros dropped).
+CLI::Validator decimal(std::int64_t min, std::int64_t max);
+/// A finite number of seconds in [0, max] (no nan, no inf).
+CLI::Validator duration(double max);
 /// --backend and --property.
 void add_common(CLI::App* command, CommonOptions& common);
 

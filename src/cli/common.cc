@@ -1,15 +1,67 @@
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <cstdlib>
+#include <fmt/core.h>
 #include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "capcheck/harness.h"
+#include "capcheck/detail/files.h"
 #include "capcheck/errors.h"
+#include "capcheck/token.h"
 #include "capcheck/registry.h"
 #include "commands.h"
 
 namespace capcheck::cli {
+
+namespace {
+std::atomic<bool> g_stop{false};
+volatile std::sig_atomic_t g_signal = 0;
+
+extern "C" void on_stop_signal(int signal) {
+  g_signal = signal;
+  g_stop.store(true, std::memory_order_relaxed);
+}
+}  // namespace
+
+void install_signal_handlers() {
+  // SIGINT and SIGTERM stop the run at the next case boundary (a second one
+  // kills the process: SA_RESETHAND). SIGPIPE (stdout piped into `head`) stops
+  // it the same way, so regressions are still saved; writes then fail with
+  // EPIPE instead of killing the process. SIGXFSZ is ignored so that a
+  // file-size limit turns into a write error that is reported.
+  struct sigaction stop {};
+  stop.sa_handler = on_stop_signal;
+  sigemptyset(&stop.sa_mask);
+  stop.sa_flags = SA_RESETHAND | SA_RESTART;
+  sigaction(SIGINT, &stop, nullptr);
+  sigaction(SIGTERM, &stop, nullptr);
+  stop.sa_flags = SA_RESTART;
+  sigaction(SIGPIPE, &stop, nullptr);
+  std::signal(SIGXFSZ, SIG_IGN);
+}
+
+const std::atomic<bool>* stop_flag() { return &g_stop; }
+
+int stop_signal() { return g_signal; }
+
+void request_stop() { g_stop.store(true, std::memory_order_relaxed); }
+
+std::string stdout_error() {
+  std::cout.flush();
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+    const int cause = errno;
+    std::cout.clear();
+    return std::string("cannot write standard output") + (cause ? std::string(": ") + std::strerror(cause) : "");
+  }
+  return "";
+}
 
 bool ci_mode() {
   const char* ci = std::getenv("CI");
@@ -56,11 +108,7 @@ std::string today() {
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError("cannot read scenario file '" + path + "'");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return detail::read_bounded_file(path, kScenarioJsonBytesMax, "--scenario");
 }
 
 CLI::Validator one_of(std::vector<std::string> allowed) {
@@ -71,7 +119,43 @@ CLI::Validator one_of(std::vector<std::string> allowed) {
         }
         std::string list;
         for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        return "must be one of " + list + " (got '" + value + "')";
+        return "must be one of " + list + " (got " + quote_input(value) + ")";
+      },
+      "");
+}
+
+namespace {
+
+// `value` without leading zeros, when it is a plain decimal number (digits
+// only, at most `digits_max` after the zeros); "" otherwise.
+std::string canonical_decimal(const std::string& value, std::size_t digits_max) {
+  if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) return "";
+  const auto first = value.find_first_not_of('0');
+  std::string digits = first == std::string::npos ? "0" : value.substr(first);
+  return digits.size() <= digits_max ? digits : "";
+}
+
+// a <= b for decimal strings without leading zeros.
+bool decimal_le(const std::string& a, const std::string& b) {
+  return a.size() != b.size() ? a.size() < b.size() : a <= b;
+}
+
+}  // namespace
+
+CLI::Validator decimal(std::int64_t min, std::int64_t max) {
+  CAPCHECK_ASSERT(min >= 0 && min <= max);
+  return CLI::Validator(
+      [min, max](std::string& value) -> std::string {
+        // Digits only, read in base 10 (never octal for a leading 0, never
+        // hex), range-checked before conversion so nothing saturates.
+        const std::string digits = canonical_decimal(value, 19);
+        if (!digits.empty() && decimal_le(digits, std::to_string(max)) &&
+            decimal_le(std::to_string(min), digits)) {
+          value = digits;
+          return "";
+        }
+        return "must be a decimal integer from " + std::to_string(min) + " to " +
+               std::to_string(max) + " (got " + quote_input(value) + ")";
       },
       "");
 }
@@ -79,11 +163,31 @@ CLI::Validator one_of(std::vector<std::string> allowed) {
 CLI::Validator unsigned_integer() {
   return CLI::Validator(
       [](std::string& value) -> std::string {
-        if (!value.empty() && value.size() <= 20 &&
-            value.find_first_not_of("0123456789") == std::string::npos) {
+        const std::string digits = canonical_decimal(value, 20);
+        if (!digits.empty() && decimal_le(digits, "18446744073709551615")) {
+          value = digits;
           return "";
         }
-        return "must be an integer from 0 to 18446744073709551615 (got '" + value + "')";
+        return "must be a decimal integer from 0 to 18446744073709551615 (got " +
+               quote_input(value) + ")";
+      },
+      "");
+}
+
+CLI::Validator duration(double max) {
+  return CLI::Validator(
+      [max](std::string& value) -> std::string {
+        // Plain decimal notation only (no nan, inf or hex floats), finite, in range.
+        const bool plain = !value.empty() && value.find_first_not_of("0123456789.eE+-") ==
+                                                 std::string::npos;
+        char* end = nullptr;
+        const double seconds = plain ? std::strtod(value.c_str(), &end) : 0.0;
+        if (plain && end && *end == '\0' && std::isfinite(seconds) && seconds >= 0 &&
+            seconds <= max) {
+          return "";
+        }
+        return fmt::format("must be a number of seconds from 0 to {:g} (got {})", max,
+                           quote_input(value));
       },
       "");
 }

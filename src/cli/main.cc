@@ -32,16 +32,16 @@ int main_impl(int argc, char** argv) {
   run->add_option("--mutant", run_options.mutant, "subject mutant (see `list`)")->default_val("none");
   run->add_option("--cases,-n", run_options.cases, "generated cases per property")
       ->default_val(1000)
-      ->check(CLI::Range(1, kCasesMax));
+      ->transform(decimal(1, kCasesMax));
   run->add_option("--seed,-s", run_options.seed,
                   "RapidCheck seed (default: random; derived from the property name under CI=true)")
-      ->check(unsigned_integer());
+      ->transform(unsigned_integer());
   run->add_option("--batch-size-max", ranges.batch_size_max, "largest generated batch")
-      ->default_val(64)->check(CLI::Range(1, kBatchSizeMax));
+      ->default_val(64)->transform(decimal(1, kBatchSizeMax));
   run->add_option("--draft-len-max", ranges.draft_len_max, "largest generated draft length")
-      ->default_val(4)->check(CLI::Range(0, kDraftLenMax));
+      ->default_val(4)->transform(decimal(0, kDraftLenMax));
   run->add_option("--warmups-max", ranges.warmups_max, "largest generated warmup count")
-      ->default_val(4)->check(CLI::Range(0, kWarmupsMax - 1));
+      ->default_val(4)->transform(decimal(0, kWarmupsMax - 1));
   run->add_option("--draft-loop", run_options.draft_loop,
                   "one-model speculative decoding's draft loop in the forward: on or off")
       ->check(one_of({"on", "off"}))
@@ -55,20 +55,22 @@ int main_impl(int argc, char** argv) {
                   "directory of token files replayed before new cases; new failures are appended");
   run->add_option("--max-seconds", run_options.seconds_max,
                   "time budget of the whole run, shared by the properties (0: none)")
-      ->check(CLI::Range(0.0, 1e9));
+      ->check(duration(1e9));
   run->add_option("--shrink-budget", run_options.shrink_tries_max,
                   "most shrink candidates tried per failure")
       ->default_val(kShrinkTriesMaxDefault)
-      ->check(CLI::Range(0, 100000000));
+      ->transform(decimal(0, 100000000));
+  run->add_flag("--allow-no-cases", run_options.allow_no_cases,
+               "exit 0 even when a property ran no case (its share of --max-seconds was too small)");
   run->add_option("--json", run_options.json_path, "write one JSON line per case to this file");
   run->add_option("--in-flight", run_options.in_flight_path,
-                  "file holding the token of the running case: a path, 'auto' (a temp file) or "
-                  "'none'")
+                  "file holding the token of the running case: a new path (never an existing "
+                  "file), 'auto' (in a private temporary directory) or 'none'")
       ->default_val("auto");
   run->add_option("--case-timeout", run_options.case_timeout_seconds,
                   "seconds after which a case is reported as a hang (0: never)")
       ->default_val(60.0)
-      ->check(CLI::Range(0.0, 1e6));
+      ->check(duration(1e6));
 
   std::string token;
   bool print_json = false;
@@ -87,21 +89,21 @@ int main_impl(int argc, char** argv) {
   auto* simulate = app.add_subcommand(
       "simulate", "run the engine simulator; check every capture and graph iteration");
   simulate->add_option("--seed,-s", sim_options.seed, "seed of arrivals and acceptance")
-      ->check(unsigned_integer());
+      ->transform(unsigned_integer());
   simulate->add_option("--iterations,-n", sim_options.iterations, "engine iterations")
-      ->check(CLI::Range(1, 10000000));
+      ->transform(decimal(1, 10000000));
   simulate->add_option("--protocol", sim_options.protocol, "capture protocol");
   simulate->add_option("--mutant", sim_options.mutant, "subject mutant");
   simulate->add_option("--capture", sim_options.capture,
                        "capture policy: startup, lazy or startup-only");
   simulate->add_option("--draft-len", sim_options.draft_len, "draft length (0: no speculative decoding)")
-      ->check(CLI::Range(0, kDraftLenMax));
+      ->transform(decimal(0, kDraftLenMax));
   simulate->add_option("--draft-loop", sim_options.draft_loop, "draft loop in the forward: on or off")
       ->check(one_of({"on", "off"}));
   simulate->add_option("--max-batch-size", sim_options.max_batch_size, "scheduler limit")
-      ->check(CLI::Range(1, kBatchSizeMax));
+      ->transform(decimal(1, kBatchSizeMax));
   simulate->add_option("--max-num-tokens", sim_options.max_num_tokens, "scheduler limit")
-      ->check(CLI::Range(1, kTokensMax));
+      ->transform(decimal(1, kTokensMax));
   simulate->add_option("--backend,-b", simulate_backend, "backend: sim, torch or cuda");
 
   auto* list = app.add_subcommand("list", "list backends, protocols, mutants and properties");
@@ -145,8 +147,16 @@ int main(int argc, char** argv) {
     rc::detail::configuration();
     std::cerr.rdbuf(saved);
   }
+  capcheck::cli::install_signal_handlers();
   try {
     return capcheck::cli::main_impl(argc, argv);
+  } catch (const capcheck::OutputError& e) {
+    std::cerr << "capcheck: " << e.what() << '\n';
+    return static_cast<int>(ExitCode::kIncomplete);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "capcheck: out of memory (an input or a scenario too large for this machine's "
+                 "memory limit)\n";
+    return static_cast<int>(ExitCode::kInternal);
   } catch (const capcheck::UsageError& e) {
     std::cerr << "capcheck: " << e.what() << '\n';
     return static_cast<int>(ExitCode::kUsage);

@@ -23,6 +23,10 @@ int check_scenario(const CommonOptions& common, const Scenario& scenario, bool p
   if (print_json) std::cout << to_json(scenario) << '\n';
   int violated = 0;
   for (const PropertyInfo* property : properties) {
+    if (stop_flag()->load()) {
+      std::cerr << "capcheck: interrupted before " << property->name << '\n';
+      return 128 + stop_signal();
+    }
     const Verdict verdict = check_property(*property, harness, scenario);
     std::cout << format_verdict(verdict);
     if (!verdict.passed) {
@@ -34,6 +38,10 @@ int check_scenario(const CommonOptions& common, const Scenario& scenario, bool p
   std::cout << fmt::format("summary: {} propert{} checked, {} passed, {} violated\n",
                            properties.size(), properties.size() == 1 ? "y" : "ies",
                            properties.size() - violated, violated);
+  if (const std::string error = stdout_error(); !error.empty()) {
+    std::cerr << "capcheck: " << error << '\n';
+    return static_cast<int>(ExitCode::kIncomplete);
+  }
   return violated ? static_cast<int>(ExitCode::kPropertyViolated) : 0;
 }
 

@@ -3,6 +3,9 @@
 // --regressions, the new failure appended.
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <iostream>
 #include <random>
 
@@ -51,7 +54,27 @@ std::string regressions_note(const RunResult& result) {
 
 }  // namespace
 
+namespace {
+
+const char* signal_name(int signal) {
+  switch (signal) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGPIPE: return "SIGPIPE (standard output closed)";
+    default: return "a stop request";
+  }
+}
+
+// What a property's row says in the result column.
+std::string result_word(const RunResult& result) {
+  if (!result.passed) return "VIOLATED";
+  return result.cases_run() == 0 ? "NO CASES" : "passed";
+}
+
+}  // namespace
+
 int run_command(const CommonOptions& common, const RunOptions& options) {
+  const auto run_start = std::chrono::steady_clock::now();
   RunConfig config;
   config.cases = options.cases;
   config.gen = options.ranges;
@@ -63,20 +86,20 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
   config.gen.mutant = parse_mutant(options.mutant);
   validate(config.gen);
   config.shrink_tries_max = options.shrink_tries_max;
+  config.stop = stop_flag();
   auto properties = select_properties(common.properties);
   if (!options.regressions_dir.empty()) {
-    for (auto& entry : load_regressions(options.regressions_dir)) {
+    std::vector<std::string> warnings;
+    for (auto& entry : load_regressions(options.regressions_dir, &warnings)) {
       config.regressions.push_back(std::move(entry.scenario));
     }
+    for (const auto& warning : warnings) std::cerr << "capcheck: --regressions: " << warning << '\n';
   }
   Harness harness(make_backend(common.backend), make_trtllm_subject);
   add_peers(harness, common.backend, properties, !common.properties.empty());
-  cli::CaseLog log(options.in_flight_path == "auto"   ? cli::default_in_flight_path()
-                   : options.in_flight_path == "none" ? ""
-                                                      : options.in_flight_path,
-                   options.json_path, options.case_timeout_seconds, common.backend);
+  cli::CaseLog log(options.in_flight_path, options.json_path, options.case_timeout_seconds,
+                   common.backend);
   config.observer = &log;
-  config.seconds_max = options.seconds_max / static_cast<double>(properties.size());
 
   const bool ci = ci_mode();
   std::random_device entropy;
@@ -102,49 +125,119 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
   }
   std::cout << fmt::format("{:<38} {:>20} {:>13} {:<9} {:>9} {:>10}\n", "property", "seed",
                            "cases", "result", "time_s", "cases/s");
-  int violated = 0;
-  std::vector<RunResult> failures;
+  std::vector<RunResult> results;
+  std::vector<std::string> output_errors;
   for (std::size_t i = 0; i < properties.size(); ++i) {
+    if (config.stop->load()) break;
+    // --max-seconds is the budget of the whole run (regressions and their
+    // loading included): each property gets an equal share of what is left.
+    if (options.seconds_max > 0) {
+      const double used =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+      config.seconds_max = std::max(options.seconds_max - used, 1e-9) /
+                           static_cast<double>(properties.size() - i);
+    }
     config.seed = seeds[i];
     const RunResult result = run_property(harness, *properties[i], config);
     const bool failed_generated = !result.passed && result.found_by != CaseOrigin::kRegression;
     const int run_cases = result.cases_passed + (failed_generated ? 1 : 0);
-    const int all_cases = run_cases + result.regressions_passed + (result.passed ? 0 : 1) -
-                          (failed_generated ? 1 : 0);
+    const std::string stopped = result.stopped_by_request  ? "  (interrupted)"
+                                : result.stopped_by_deadline ? "  (stopped by --max-seconds)"
+                                                             : "";
     std::cout << fmt::format("{:<38} {:>20} {:>13} {:<9} {:>9.3f} {:>10.0f}{}\n", result.property,
                              result.seed, fmt::format("{}/{}", run_cases, options.cases),
-                             result.passed ? "passed" : "VIOLATED", result.seconds,
-                             result.seconds > 0 ? all_cases / result.seconds : 0.0,
-                             regressions_note(result) +
-                                 (result.stopped_by_deadline ? "  (stopped by --max-seconds)" : ""));
-    std::cout.flush();
-    if (!result.passed) {
-      ++violated;
-      failures.push_back(result);
+                             result_word(result), result.seconds,
+                             result.seconds > 0 ? result.cases_run() / result.seconds : 0.0,
+                             regressions_note(result) + stopped);
+    results.push_back(result);
+    // A closed standard output (`| head`) stops the run like a signal would,
+    // so what was found is still saved.
+    if (const std::string error = stdout_error(); !error.empty()) {
+      if (output_errors.empty()) output_errors.push_back(error);
+      request_stop();
     }
   }
-  for (const RunResult& failure : failures) {
+
+  int violated = 0;
+  int without_cases = 0;
+  std::vector<std::string> saved;  // "path" per regression appended
+  for (const RunResult& failure : results) {
+    if (failure.passed) {
+      if (failure.cases_run() == 0) ++without_cases;
+      continue;
+    }
+    ++violated;
     std::cout << fmt::format(
         "\n--- {} violated (seed {}, found by {} after {} passing case(s); shrunk in {} step(s), "
         "{} tried{})\n",
         failure.property, failure.seed, case_origin_name(failure.found_by), failure.cases_passed,
         failure.shrinks_accepted, failure.shrinks_tried,
-        failure.shrink_budget_exhausted ? ", stopped by --shrink-budget" : "");
+        failure.shrink_budget_exhausted ? ", stopped by --shrink-budget"
+        : failure.stopped_by_request    ? ", shrinking interrupted"
+        : failure.stopped_by_deadline   ? ", shrinking stopped by --max-seconds"
+                                        : "");
     std::cout << failure_report(failure.verdict, *failure.counterexample, common.backend);
     print_regression_draft(failure, *failure.counterexample, common.backend);
     if (!options.regressions_dir.empty() && failure.found_by != CaseOrigin::kRegression) {
-      Scenario kept = *failure.counterexample;
-      const std::string path = append_regression(
-          options.regressions_dir, kept,
-          fmt::format("{} protocol={} mutant={} found {}", failure.property,
-                      protocol_name(kept.protocol), mutant_name(kept.mutant), today()));
-      std::cout << "appended to " << path << '\n';
+      const Scenario& kept = *failure.counterexample;
+      try {
+        const std::string path = append_regression(
+            options.regressions_dir, kept,
+            fmt::format("{} protocol={} mutant={} found {}", failure.property,
+                        protocol_name(kept.protocol), mutant_name(kept.mutant), today()));
+        std::cout << "appended to " << path << '\n';
+        saved.push_back(path);
+      } catch (const OutputError& e) {
+        // Never "appended" for an entry that is not there: say so loudly, with
+        // the token, on stderr too (stdout may be the file that is full).
+        const std::string error = std::string(e.what()) + "; the failure was NOT saved; its token: " +
+                                  encode_token(kept);
+        output_errors.push_back(error);
+        std::cout << "NOT appended: " << error << '\n';
+      }
     }
   }
-  std::cout << fmt::format("\nsummary: {} propert{} run, {} passed, {} violated\n",
-                           properties.size(), properties.size() == 1 ? "y" : "ies",
-                           properties.size() - violated, violated);
-  return violated ? static_cast<int>(ExitCode::kPropertyViolated) : 0;
+  const std::size_t not_run = properties.size() - results.size();
+  std::string summary = fmt::format("summary: {} propert{} run, {} passed, {} violated",
+                                    results.size(), results.size() == 1 ? "y" : "ies",
+                                    results.size() - violated - without_cases, violated);
+  if (without_cases) summary += fmt::format(", {} ran no case", without_cases);
+  if (not_run) summary += fmt::format(", {} not run (interrupted)", not_run);
+  std::cout << '\n' << summary << '\n';
+  if (without_cases && !options.allow_no_cases) {
+    std::cout << "a property that ran no case has not passed: raise --max-seconds (or pass "
+                 "--allow-no-cases)\n";
+  }
+  if (const std::string error = log.finish_json(); !error.empty()) output_errors.push_back(error);
+  if (const std::string error = stdout_error(); !error.empty() &&
+      std::find(output_errors.begin(), output_errors.end(), error) == output_errors.end()) {
+    output_errors.push_back(error);
+  }
+
+  const bool interrupted = config.stop->load() && stop_signal() != 0 && stop_signal() != SIGPIPE;
+  if (interrupted || !output_errors.empty()) {
+    // stderr gets what matters when stdout is lost, redirected or cut short:
+    // what ran, the seeds, every failure's token, what was saved.
+    std::cerr << "capcheck: " << (interrupted ? std::string("interrupted by ") + signal_name(stop_signal())
+                                              : std::string("run incomplete"))
+              << "; " << summary.substr(9) << '\n';
+    for (const RunResult& result : results) {
+      std::cerr << fmt::format("  {} seed {}: {} ({} case(s))\n", result.property, result.seed,
+                               result_word(result), result.cases_run());
+      if (!result.passed) {
+        std::cerr << "    reproduce: "
+                  << reproduce_command(*result.counterexample, common.backend, result.property)
+                  << '\n';
+      }
+    }
+    for (const auto& path : saved) std::cerr << "  regression appended to " << path << '\n';
+    for (const auto& error : output_errors) std::cerr << "capcheck: " << error << '\n';
+  }
+  if (interrupted) return 128 + stop_signal();
+  if (!output_errors.empty()) return static_cast<int>(ExitCode::kIncomplete);
+  if (violated) return static_cast<int>(ExitCode::kPropertyViolated);
+  if (without_cases && !options.allow_no_cases) return static_cast<int>(ExitCode::kIncomplete);
+  return 0;
 }
 
 }  // namespace capcheck::cli

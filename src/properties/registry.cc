@@ -43,7 +43,7 @@ const PropertyInfo& find_property(std::string_view name) {
     if (p.name == name) return p;
     known += (known.empty() ? "" : ", ") + std::string(p.name);
   }
-  throw UsageError("unknown property '" + std::string(name) + "'; known: " + known);
+  throw UsageError("unknown property " + quote_input(name) + "; known: " + known);
 }
 
 }  // namespace capcheck

@@ -49,8 +49,9 @@ std::string changed_text(const Mismatch& m);
 /// The eager outputs of `scenario` on a fresh eager instance.
 Observed eager_outputs(Subjects& subjects, const Scenario& scenario);
 
-/// The i-th follow-up iteration of `s` with the same graph key: every request
-/// one step further (ids, positions and kv_lens advance).
+/// The i-th follow-up iteration of `s` with the same graph key: new token ids,
+/// positions and kv_lens one step on (back, at their limits), so it is valid
+/// whenever `s` is; follow_up(s, 0) is `s`.
 Scenario follow_up(const Scenario& s, std::int32_t i);
 
 }  // namespace capcheck::properties_detail

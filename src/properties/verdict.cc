@@ -45,11 +45,23 @@ Observed eager_outputs(Subjects& subjects, const Scenario& scenario) {
   return out;
 }
 
+namespace {
+// `value + step` when that stays within [.., max], otherwise `value - step`:
+// a follow-up of a scenario at a documented limit is still a valid scenario.
+std::int32_t step_within(std::int32_t value, std::int32_t step, std::int32_t max) {
+  return value <= max - step ? value + step : value - step;
+}
+}  // namespace
+
 Scenario follow_up(const Scenario& s, std::int32_t i) {
+  CAPCHECK_ASSERT(i >= 0 && i < 64);
   Scenario next = s;
-  for (auto& id : next.input_ids) id = (id + 7919 * i) % 32000;
-  for (auto& position : next.position_ids) position += i;
-  for (auto& kv : next.kv_lens) kv += i;
+  if (i == 0) return next;  // follow-up 0 is the scenario itself
+  // New token ids (an xor stays in int32 for any id and changes every one);
+  // positions and KV lengths move on by i, or back by i at their limits.
+  for (auto& id : next.input_ids) id ^= 7919 * i;
+  for (auto& position : next.position_ids) position = step_within(position, i, kPositionMagnitudeMax);
+  for (auto& kv : next.kv_lens) kv = step_within(kv, i, kKvLenMax);
   return next;
 }
 

@@ -92,10 +92,27 @@ RunResult run_property(Subjects& subjects, const PropertyInfo& property, const R
   run.seed = config.seed;
   const auto start = Clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+  // Checked before every case: the deadline and a stop request end the run
+  // at a case boundary (a case in progress finishes).
+  auto should_stop = [&] {
+    if (config.stop && config.stop->load(std::memory_order_relaxed)) {
+      run.stopped_by_request = true;
+      return true;
+    }
+    if (config.seconds_max > 0 && elapsed() >= config.seconds_max) {
+      run.stopped_by_deadline = true;
+      return true;
+    }
+    return false;
+  };
 
   // Regressions first, under the protocol and mutant of this run: a case that
   // once broke some protocol must hold under the one being tested.
   for (Scenario scenario : config.regressions) {
+    if (should_stop()) {
+      run.seconds = elapsed();
+      return run;
+    }
     scenario.protocol = config.gen.protocol;
     scenario.mutant = config.gen.mutant;
     const auto verdict = runner.run(scenario, CaseOrigin::kRegression);
@@ -112,17 +129,22 @@ RunResult run_property(Subjects& subjects, const PropertyInfo& property, const R
   }
 
   int remaining = config.cases;
-  for (std::uint64_t batch = 0; remaining > 0; ++batch) {
-    if (config.seconds_max > 0 && elapsed() >= config.seconds_max) {
-      run.stopped_by_deadline = true;
-      break;
-    }
+  bool stopped = false;
+  for (std::uint64_t batch = 0; remaining > 0 && !stopped; ++batch) {
     std::optional<Scenario> last_failure;
     Verdict last_verdict;
     int shrinks_tried = 0;
+    int generated_passed = 0;  // cases that really ran and passed in this batch
     bool budget_exhausted = false;
     auto body = [&] {
-      if (runner.fatal) return;  // a device failure ends the run; finish quickly
+      // After a device failure or a stop, the remaining cases of the batch
+      // pass without running (and are not counted); a failure being shrunk
+      // keeps its smallest case so far.
+      if (runner.fatal || stopped) return;
+      if (should_stop()) {
+        stopped = true;
+        return;
+      }
       const bool shrinking = last_failure.has_value();
       if (shrinking && ++shrinks_tried > config.shrink_tries_max) {
         budget_exhausted = true;
@@ -131,7 +153,11 @@ RunResult run_property(Subjects& subjects, const PropertyInfo& property, const R
       const Scenario scenario = *generator;
       const auto verdict =
           runner.run(scenario, shrinking ? CaseOrigin::kShrink : CaseOrigin::kGenerate);
-      if (!verdict || verdict->passed) return;
+      if (!verdict) return;
+      if (verdict->passed) {
+        if (!shrinking) ++generated_passed;
+        return;
+      }
       last_failure = scenario;
       last_verdict = *verdict;
       RC_FAIL(verdict->message);
@@ -152,14 +178,12 @@ RunResult run_property(Subjects& subjects, const PropertyInfo& property, const R
     run.shrinks_tried += counter.tried;
     run.shrinks_accepted += counter.accepted_count;
 
+    run.cases_passed += generated_passed;
     if (result.template is<rc::detail::SuccessResult>()) {
-      const int passed = result.template get<rc::detail::SuccessResult>().numSuccess;
-      run.cases_passed += passed;
-      remaining -= passed;
+      remaining -= result.template get<rc::detail::SuccessResult>().numSuccess;
       continue;
     }
     if (result.template is<rc::detail::FailureResult>()) {
-      run.cases_passed += result.template get<rc::detail::FailureResult>().numSuccess;
       run.passed = false;
       run.shrink_budget_exhausted = budget_exhausted;
       CAPCHECK_ASSERT(last_failure.has_value());

@@ -37,6 +37,12 @@ void throw_backend_error(BackendErrorKind kind, std::string call, const std::str
   throw BackendError(kind, std::move(call), message, where.file, where.line);
 }
 
+std::string quote_input(std::string_view text, std::size_t max_chars) {
+  if (text.size() <= max_chars) return "'" + std::string(text) + "'";
+  return "'" + std::string(text.substr(0, max_chars)) + "...' (" + std::to_string(text.size()) +
+         " characters)";
+}
+
 namespace detail {
 void assert_fail(const char* condition, const char* file, int line) {
   throw InternalError(std::string("internal invariant violated: ") + condition + " at " + file +

@@ -117,11 +117,33 @@ std::string to_json(const Scenario& s, int indent) {
 }
 
 Scenario from_json(std::string_view text) {
+  if (text.size() > kScenarioJsonBytesMax) {
+    throw UsageError("invalid scenario JSON: " + std::to_string(text.size()) +
+                     " bytes, above the limit of " + std::to_string(kScenarioJsonBytesMax) +
+                     " bytes of a scenario");
+  }
+  // Duplicate keys are rejected: with "last one wins" a scenario file could
+  // say two things and mean the second silently.
+  std::vector<std::set<std::string>> keys_per_object;
+  const json::parser_callback_t reject_duplicates = [&](int, json::parse_event_t event,
+                                                        json& parsed) {
+    if (event == json::parse_event_t::object_start) keys_per_object.emplace_back();
+    if (event == json::parse_event_t::object_end) keys_per_object.pop_back();
+    if (event == json::parse_event_t::key &&
+        !keys_per_object.back().insert(parsed.get<std::string>()).second) {
+      throw UsageError("invalid scenario JSON: field " + quote_input(parsed.get<std::string>()) +
+                       " is given twice");
+    }
+    return true;
+  };
   json j;
   try {
-    j = json::parse(text.begin(), text.end());
+    j = json::parse(text.begin(), text.end(), reject_duplicates);
   } catch (const json::exception& e) {  // parse errors and out-of-range numbers alike
-    throw UsageError(std::string("invalid scenario JSON: ") + e.what());
+    // A parse error quotes the token it stopped in, which can be huge.
+    std::string what = e.what();
+    if (what.size() > 300) what = what.substr(0, 300) + "...";
+    throw UsageError("invalid scenario JSON: " + what);
   }
   if (!j.is_object()) {
     throw UsageError(std::string("invalid scenario JSON: the top level must be an object, got ") +
@@ -129,8 +151,8 @@ Scenario from_json(std::string_view text) {
   }
   for (const auto& item : j.items()) {
     if (!known_fields().count(item.key())) {
-      throw UsageError("invalid scenario JSON: unknown field '" + item.key() +
-                       "' (fields are those of `capcheck reproduce --json` output)");
+      throw UsageError("invalid scenario JSON: unknown field " + quote_input(item.key()) +
+                       " (fields are those of `capcheck reproduce --print-json` output)");
     }
   }
   Scenario s;

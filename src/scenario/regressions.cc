@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
+#include "capcheck/detail/files.h"
 #include "capcheck/errors.h"
 #include "capcheck/token.h"
 
@@ -11,41 +11,94 @@ namespace capcheck {
 
 namespace fs = std::filesystem;
 
-std::vector<RegressionEntry> load_regressions(const std::string& directory) {
+namespace {
+
+// The line append_regression writes after a line an interrupted append left
+// without its newline; the reader skips the line above it (with a warning).
+constexpr std::string_view kTornMarker =
+    "# (the line above was cut short by an interrupted write; it is not replayed)";
+
+std::string where(const fs::path& path, int line) {
+  return path.string() + ":" + std::to_string(line);
+}
+
+// The regular files of `directory`, sorted; a name starting with '.' skipped.
+std::vector<fs::path> token_files(const std::string& directory) {
   std::error_code error;
   if (!fs::is_directory(directory, error)) {
-    throw UsageError("--regressions: '" + directory + "' is not a directory");
+    throw UsageError("--regressions: " + quote_input(directory, 200) + " is not a directory" +
+                     (error ? " (" + error.message() + ")" : ""));
   }
   std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(directory, error)) {
-    if (entry.is_regular_file() && entry.path().filename().string().rfind('.', 0) != 0) {
-      files.push_back(entry.path());
+  fs::directory_iterator it(directory, error), end;
+  for (; !error && it != end; it.increment(error)) {
+    const fs::path& path = it->path();
+    if (path.filename().string().rfind('.', 0) == 0) continue;
+    std::error_code kind_error;
+    const bool regular = it->is_regular_file(kind_error);
+    if (kind_error) {
+      // A symlink loop or a dangling link: say which entry, do not skip it
+      // silently (it may be the file of regressions the user meant).
+      throw UsageError("--regressions: cannot read " + quote_input(path.string(), 200) + ": " +
+                       kind_error.message());
     }
+    if (regular) files.push_back(path);
   }
-  if (error) throw UsageError("--regressions: cannot list '" + directory + "': " + error.message());
+  if (error) {
+    throw UsageError("--regressions: cannot list " + quote_input(directory, 200) + ": " +
+                     error.message());
+  }
   std::sort(files.begin(), files.end());
+  return files;
+}
 
+std::string trimmed(std::string_view line) {
+  const auto first = line.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return "";
+  const auto last = line.find_last_not_of(" \t\r");
+  return std::string(line.substr(first, last - first + 1));
+}
+
+}  // namespace
+
+std::vector<RegressionEntry> load_regressions(const std::string& directory,
+                                              std::vector<std::string>* warnings) {
   std::vector<RegressionEntry> entries;
-  for (const auto& path : files) {
-    std::ifstream in(path);
-    if (!in) throw UsageError("--regressions: cannot read '" + path.string() + "'");
-    std::string line, comment;
-    for (int number = 1; std::getline(in, line); ++number) {
-      const auto first = line.find_first_not_of(" \t\r");
-      if (first == std::string::npos) {
+  for (const auto& path : token_files(directory)) {
+    const std::string text =
+        detail::read_bounded_file(path.string(), kRegressionFileBytesMax, "--regressions");
+    std::vector<std::string_view> lines;
+    for (std::size_t begin = 0; begin < text.size();) {
+      const std::size_t newline = text.find('\n', begin);
+      const std::size_t end = newline == std::string::npos ? text.size() : newline;
+      lines.push_back(std::string_view(text).substr(begin, end - begin));
+      begin = end + 1;
+    }
+    const bool ends_with_newline = text.empty() || text.back() == '\n';
+    std::string comment;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      const int number = static_cast<int>(i) + 1;
+      const std::string line = trimmed(lines[i]);
+      if (line.empty()) {
         comment.clear();
         continue;
       }
-      const auto last = line.find_last_not_of(" \t\r");
-      const std::string text = line.substr(first, last - first + 1);
-      if (text[0] == '#') {
-        comment += (comment.empty() ? "" : " ") + text.substr(1);
+      if (line[0] == '#') {
+        comment += (comment.empty() ? "" : " ") + line.substr(1);
         continue;
       }
       try {
-        entries.push_back(RegressionEntry{decode_token(text), path.string(), number, comment});
+        entries.push_back(RegressionEntry{decode_token(line), path.string(), number, comment});
       } catch (const UsageError& e) {
-        throw UsageError(path.string() + ":" + std::to_string(number) + ": " + e.what());
+        const bool torn_tail = i + 1 == lines.size() && !ends_with_newline;
+        const bool marked_torn = i + 1 < lines.size() && trimmed(lines[i + 1]) == kTornMarker;
+        if (!torn_tail && !marked_torn) throw UsageError(where(path, number) + ": " + e.what());
+        // What an interrupted append left: report it and keep the rest.
+        if (warnings) {
+          warnings->push_back(where(path, number) +
+                              ": skipped a line cut short by an interrupted write (" + e.what() +
+                              ")");
+        }
       }
       comment.clear();
     }
@@ -58,12 +111,18 @@ std::string append_regression(const std::string& directory, const Scenario& scen
   std::error_code error;
   fs::create_directories(directory, error);
   if (error) {
-    throw UsageError("--regressions: cannot create '" + directory + "': " + error.message());
+    throw OutputError("--regressions: cannot create " + quote_input(directory, 200) + ": " +
+                      error.message());
   }
   const fs::path path = fs::path(directory) / kRegressionFileName;
-  std::ofstream out(path, std::ios::app);
-  if (!out) throw UsageError("--regressions: cannot write '" + path.string() + "'");
-  out << "# " << comment << '\n' << encode_token(scenario) << '\n';
+  std::string one_line_comment = comment;
+  std::replace(one_line_comment.begin(), one_line_comment.end(), '\n', ' ');
+  try {
+    detail::append_whole(path.string(), "# " + one_line_comment + '\n' + encode_token(scenario) + '\n',
+                         kTornMarker);
+  } catch (const OutputError& e) {
+    throw OutputError(std::string("--regressions: ") + e.what());
+  }
   return path.string();
 }
 

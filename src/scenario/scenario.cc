@@ -68,7 +68,7 @@ Protocol parse_protocol(std::string_view name) {
   for (int i = 0; i < kProtocolCount; ++i) {
     if (kProtocolNames[i] == name) return static_cast<Protocol>(i);
   }
-  throw UsageError("unknown protocol '" + std::string(name) + "'; allowed: " +
+  throw UsageError("unknown protocol " + quote_input(name) + "; allowed: " +
                    join_names(kProtocolNames));
 }
 
@@ -76,7 +76,7 @@ Mutant parse_mutant(std::string_view name) {
   for (int i = 0; i < kMutantCount; ++i) {
     if (kMutantNames[i] == name) return static_cast<Mutant>(i);
   }
-  throw UsageError("unknown mutant '" + std::string(name) + "'; allowed: " +
+  throw UsageError("unknown mutant " + quote_input(name) + "; allowed: " +
                    join_names(kMutantNames));
 }
 

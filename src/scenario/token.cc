@@ -116,8 +116,22 @@ class Reader {
     for (int shift = 0; shift < 64; shift += 7) {
       if (pos_ >= end_) truncated(field);
       const auto byte = static_cast<unsigned char>(bytes_[pos_++]);
+      // One encoding per value: the tenth byte holds only bit 63, and a last
+      // byte of zero (after the first) would be a longer spelling of the same
+      // value. Otherwise two tokens would decode to one scenario.
+      if (shift == 63 && byte > 1) {
+        throw UsageError(std::string("invalid token: field ") + field +
+                         " is a varint above 2^64 - 1");
+      }
       value |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
-      if (!(byte & 0x80)) return value;
+      if (!(byte & 0x80)) {
+        if (byte == 0 && shift > 0) {
+          throw UsageError(std::string("invalid token: field ") + field +
+                           " is a non-canonical varint (a redundant zero byte); the token was "
+                           "not written by capcheck");
+        }
+        return value;
+      }
     }
     throw UsageError(std::string("invalid token: field ") + field + " is an over-long varint");
   }

@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace capcheck {
 
@@ -14,13 +15,31 @@ enum class ExitCode : int {
   kUsage = 2,
   kBackend = 3,
   kInternal = 4,
+  /// The run is incomplete: a property ran no case (its time budget was too
+  /// small), or an output (standard output, --json, --regressions) could not
+  /// be written. What was printed is right; what is missing is named.
+  kIncomplete = 5,
+  /// Stopped by SIGINT (128 + 2): the summary, the seeds and any failure found
+  /// so far were printed, and regressions saved.
+  kInterrupted = 130,
 };
+
+/// `'text'` for a message, cut to `max_chars` characters (with the full
+/// length named) so a huge input is never echoed whole.
+std::string quote_input(std::string_view text, std::size_t max_chars = 64);
 
 /// Bad input or usage: a flag, a token, a JSON file or a scenario field that is
 /// not allowed. The message names the offending item and what is allowed.
 class UsageError : public std::runtime_error {
  public:
   explicit UsageError(const std::string& message) : std::runtime_error(message) {}
+};
+
+/// An output could not be written (standard output, --json, a regression
+/// file): a full disk, a file-size limit, a closed pipe. Exit code kIncomplete.
+class OutputError : public std::runtime_error {
+ public:
+  explicit OutputError(const std::string& message) : std::runtime_error(message) {}
 };
 
 /// Error kinds a backend reports. The numeric values of the capture kinds are

@@ -2,6 +2,7 @@
 // user chooses and replayed before new cases (docs/reproduce.md).
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -20,14 +21,25 @@ struct RegressionEntry {
   std::string comment;
 };
 
+/// Largest regression file read, in bytes (the limit is named when exceeded).
+inline constexpr std::size_t kRegressionFileBytesMax = 64u << 20;
+
 /// Every token of every regular file in `directory` (sorted by name; files
 /// starting with '.' skipped). Throws UsageError naming file:line for a line
-/// that is neither blank, a `#` comment, nor a valid token, and for a
-/// directory that does not exist.
-std::vector<RegressionEntry> load_regressions(const std::string& directory);
+/// that is neither blank, a `#` comment, nor a valid token; for a directory
+/// that does not exist; for an entry that cannot be inspected (a symlink
+/// loop) or read (an I/O error is never taken for an empty file); and for a
+/// file above kRegressionFileBytesMax. A line cut short by an interrupted
+/// append (the file's last line without its newline, or a line that a later
+/// append marked as torn) is skipped and named in `warnings`, so the rest of
+/// the file still replays.
+std::vector<RegressionEntry> load_regressions(const std::string& directory,
+                                              std::vector<std::string>* warnings = nullptr);
 
 /// Appends `# comment` and the token of `scenario` to directory/kRegressionFileName
-/// (creating both if needed); returns the file's path.
+/// (creating both if needed) as one locked write, so concurrent runs never
+/// interleave entries; returns the file's path. Throws OutputError, leaving the
+/// file as it was, when the entry cannot be written whole (a full disk).
 std::string append_regression(const std::string& directory, const Scenario& scenario,
                               const std::string& comment);
 

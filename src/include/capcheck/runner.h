@@ -3,6 +3,8 @@
 // every runner can print a token that reproduces it on any backend.
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,7 +39,7 @@ class RunObserver {
   virtual void after_case(const CaseEvent& event) { (void)event; }
 };
 
-/// Cases per RapidCheck batch: the deadline is checked between batches.
+/// Cases per RapidCheck batch (batch k runs with seed + k).
 inline constexpr int kCasesPerBatch = 1000;
 /// Default limit on shrink candidates tried after the first failure.
 inline constexpr int kShrinkTriesMaxDefault = 10000;
@@ -48,8 +50,11 @@ struct RunConfig {
   /// Batch k of kCasesPerBatch cases runs with seed + k.
   std::uint64_t seed = 0;
   GenOptions gen;
-  /// Stop generating after this many seconds (0: no limit); checked between batches.
+  /// Stop after this many seconds (0: no limit), regressions included; checked
+  /// before every case. A failure being shrunk keeps the smallest case so far.
   double seconds_max = 0.0;
+  /// When set and true (a signal handler sets it), stop as at the deadline.
+  const std::atomic<bool>* stop = nullptr;
   /// Stop shrinking after this many candidates; the smallest failure so far is reported.
   int shrink_tries_max = kShrinkTriesMaxDefault;
   /// Regression scenarios replayed (under gen.protocol / gen.mutant) before generating.
@@ -66,8 +71,15 @@ struct RunResult {
   int regressions_passed = 0;
   bool passed = true;
   double seconds = 0.0;
-  /// True when seconds_max ended generation before `cases` passed.
+  /// True when seconds_max ended the run before `cases` passed.
   bool stopped_by_deadline = false;
+  /// True when `stop` ended the run before `cases` passed.
+  bool stopped_by_request = false;
+  /// Cases that ran (regressions, generated, the failing one; not shrinks).
+  /// Zero means the property was not tested at all: not a pass.
+  int cases_run() const {
+    return cases_passed + regressions_passed + (passed ? 0 : 1);
+  }
   /// Shrinks tried and accepted (each accepted one still failed).
   int shrinks_tried = 0;
   int shrinks_accepted = 0;

@@ -13,6 +13,9 @@ namespace capcheck {
 inline constexpr std::string_view kTokenPrefix = "cc1:";
 /// Longest token accepted by decode_token(), in characters.
 inline constexpr std::size_t kTokenLengthMax = 1 << 20;
+/// Longest scenario JSON read (`check --scenario`, from_json): the largest valid
+/// scenario, pretty-printed, is about 2 MB.
+inline constexpr std::size_t kScenarioJsonBytesMax = 16u << 20;
 
 /// Encodes a valid scenario. The token holds the scenario itself (not an RNG
 /// state), so it survives generator changes and replays on every backend.
