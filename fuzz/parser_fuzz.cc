@@ -9,7 +9,8 @@
 // Every scenario that comes back must survive both round trips:
 // decode_token(encode_token(s)) == s and from_json(to_json(s)) == s, and an
 // accepted JSON input must mean what it says: each of its fields
-// re-serializes exactly as to_json() writes the parsed scenario.
+// re-serializes exactly as to_json() writes the parsed scenario; and an
+// accepted token is canonical: encode_token(decode_token(t)) == t.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -137,6 +138,26 @@ void check_wrap_payload_matches_library() {
 }  // namespace
 }  // namespace capcheck
 
+namespace capcheck {
+namespace {
+// One token per scenario: a token that decodes is exactly the token its
+// scenario encodes to (no redundant varint bytes, no wrapped values, no
+// non-canonical base64url).
+void check_canonical(const char* path, const std::string& token, std::string_view input) {
+  Scenario s;
+  try {
+    s = decode_token(token);
+  } catch (const UsageError&) {
+    return;  // rejected inputs are parse_one's business
+  }
+  if (encode_token(s) != token) {
+    fail(path, "an accepted token is not the canonical encoding of its scenario: " + token +
+                   " encodes back to " + encode_token(s), input);
+  }
+}
+}  // namespace
+}  // namespace capcheck
+
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   capcheck::check_wrap_payload_matches_library();
   return 0;
@@ -149,5 +170,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   parse_one("from_json", [](const std::string& t) { return from_json(t); }, text, text);
   parse_one("decode_token(payload)", [](const std::string& t) { return decode_token(t); },
             wrap_payload(text), text);
+  check_canonical("decode_token", text, text);
+  check_canonical("decode_token(payload)", wrap_payload(text), text);
   return 0;
 }
