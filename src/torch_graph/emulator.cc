@@ -1,0 +1,469 @@
+// Note [the capture emulator]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// CUDA graph semantics for arbitrary LibTorch programs on a CPU. While a
+// capture is open, the capturing thread's TLS includes the dispatch key
+// TESTING_ONLY_GenericMode, whose boxed fallback (below) sees every op before
+// any kernel runs. It runs each recorded op on *shadows* (a copy of each
+// storage that existed before the capture, and the shadow results of earlier
+// ops; a tensor's shadow is its geometry on its storage's shadow), which
+// gives every output its true shape, dtype and strides without touching a
+// captured tensor and without reading poisoned values (an index computed in
+// the capture is a real index in the shadow world). Then:
+//   - a view op (a return aliasing an argument, nothing written) also runs on
+//     the real tensor, eagerly: no kernel, aliasing kept;
+//   - an in-place or out= op (an argument written) is recorded; it returns the
+//     real argument, unchanged until a replay;
+//   - any other op is recorded with new real outputs, poisoned.
+// Replay calls each recorded op again with its recorded arguments, the key
+// excluded, and copies functional results into the recorded outputs, so
+// outputs keep their addresses and in-place updates accumulate.
+#include "capcheck/torch_graph.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <torch/library.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "capcheck/errors.h"
+
+namespace capcheck::torch_graph {
+
+namespace {
+
+constexpr c10::DispatchKey kCaptureKey = c10::DispatchKey::TESTING_ONLY_GenericMode;
+
+// Runs dispatcher calls below the emulator (the real kernels).
+struct BelowEmulator {
+  c10::impl::ExcludeDispatchKeyGuard guard{kCaptureKey};
+};
+
+enum class Kind { kFunctional, kMutating };
+
+struct RecordedOp {
+  c10::OperatorHandle op;
+  std::vector<c10::IValue> arguments;
+  Kind kind;
+  std::vector<c10::IValue> outputs;  // functional ops: the real outputs, in return order
+};
+
+std::string op_name(const c10::OperatorHandle& op) {
+  const auto& name = op.schema().operator_name();
+  return name.overload_name.empty() ? name.name : name.name + "." + name.overload_name;
+}
+
+// Ops whose output shape depends on the data, or that read a value back: on
+// CUDA they synchronize with the host, which a capture forbids.
+const std::set<std::string>& host_read_ops() {
+  static const std::set<std::string> ops = {
+      "aten::_local_scalar_dense", "aten::item",          "aten::nonzero",
+      "aten::nonzero_numpy",       "aten::argwhere",      "aten::masked_select",
+      "aten::unique",              "aten::_unique",       "aten::_unique2",
+      "aten::unique_dim",          "aten::unique_consecutive",
+      "aten::unique_dim_consecutive", "aten::bincount",  "aten::repeat_interleave",
+      "aten::_assert_async"};
+  return ops;
+}
+
+bool is_tensor_type(const c10::TypePtr& type) {
+  if (type->kind() == c10::TypeKind::TensorType) return true;
+  if (auto list = type->cast<c10::ListType>()) return is_tensor_type(list->getElementType());
+  if (auto optional = type->cast<c10::OptionalType>()) return is_tensor_type(optional->getElementType());
+  return false;
+}
+
+// `value` with every tensor in it (a tensor, a tensor list, a list of
+// optional tensors) replaced by f(tensor).
+template <typename F>
+c10::IValue map_tensors(const c10::IValue& value, F&& f) {
+  if (value.isTensor()) return f(value.toTensor());
+  if (value.isTensorList()) {
+    c10::List<at::Tensor> out;
+    for (const at::Tensor& t : value.toTensorList()) out.push_back(f(t));
+    return out;
+  }
+  if (value.isList()) {
+    const auto list = value.toList();
+    bool tensors = false;
+    for (const c10::IValue& e : list) tensors = tensors || e.isTensor();
+    if (!tensors) return value;
+    c10::List<c10::optional<at::Tensor>> out;
+    for (const c10::IValue& e : list) {
+      out.push_back(e.isNone() ? c10::optional<at::Tensor>() : c10::optional<at::Tensor>(f(e.toTensor())));
+    }
+    return out;
+  }
+  return value;
+}
+
+template <typename F>
+void for_each_tensor(const c10::IValue& value, F&& f) {
+  map_tensors(value, [&](const at::Tensor& t) {
+    f(t);
+    return t;
+  });
+}
+
+void poison(const at::Tensor& t) {
+  if (!t.defined() || t.numel() == 0) return;
+  BelowEmulator below;
+  if (at::isFloatingType(t.scalar_type()) || at::isComplexType(t.scalar_type())) {
+    t.fill_(std::numeric_limits<double>::quiet_NaN());
+  } else {
+    std::memset(t.storage().data(), 0xA5, t.storage().nbytes());
+  }
+}
+
+std::atomic<std::uint64_t> g_next_pool{1};
+
+}  // namespace
+
+struct CUDAGraph::State {
+  enum class Capture { kNone, kActive, kInvalidated, kCaptured };
+  Capture capture = Capture::kNone;
+  MempoolId_t pool{0, 0};
+  std::vector<RecordedOp> ops;
+  std::string invalidated_by;
+  // During capture: each real storage -> its shadow storage (kept with the
+  // real one, so its address cannot be reused while the map holds it). A
+  // tensor's shadow is the same geometry on the shadow storage, so views of
+  // one storage alias alike in both worlds, whatever TensorImpl the caller
+  // holds (autograd wrappers make new ones).
+  struct Shadow {
+    c10::Storage real;
+    at::Tensor base;      // any tensor on the shadow storage
+    std::int64_t delta;   // shadow offset - real offset, in elements
+  };
+  std::unordered_map<const c10::StorageImpl*, Shadow> shadows;
+  // After capture: storages captured from outside, with what they were.
+  struct External {
+    c10::Storage storage;
+    std::size_t nbytes;
+    const void* data;
+    std::string op;
+  };
+  std::vector<External> externals;
+  bool was_included = false;
+
+  at::Tensor shadow_of(const at::Tensor& t) {
+    if (!t.defined() || !t.has_storage()) return t;
+    BelowEmulator below;
+    const c10::StorageImpl* key = t.storage().unsafeGetStorageImpl();
+    auto it = shadows.find(key);
+    if (it == shadows.end()) {
+      // A storage from before the capture: a copy of all of it, so the ops
+      // of the capture see its values but never write its memory.
+      const auto itemsize = static_cast<std::int64_t>(t.element_size());
+      at::Tensor base = at::empty({static_cast<std::int64_t>(t.storage().nbytes()) / itemsize},
+                                  t.options().memory_format(c10::nullopt));
+      if (t.storage().nbytes() > 0) std::memcpy(base.data_ptr(), t.storage().data(), t.storage().nbytes());
+      it = shadows.emplace(key, Shadow{t.storage(), base, 0}).first;
+    }
+    const Shadow& shadow = it->second;
+    if (shadow.base.scalar_type() != t.scalar_type()) {
+      return t.clone();  // a reinterpreting view: its values, unshared
+    }
+    return shadow.base.as_strided(t.sizes(), t.strides(), t.storage_offset() + shadow.delta);
+  }
+  void set_shadow(const at::Tensor& real, const at::Tensor& shadow) {
+    shadows[real.storage().unsafeGetStorageImpl()] =
+        Shadow{real.storage(), shadow, shadow.storage_offset() - real.storage_offset()};
+  }
+};
+
+namespace {
+
+thread_local CUDAGraph::State* t_capturing = nullptr;
+
+[[noreturn]] void invalidate(CUDAGraph::State& state, const std::string& op, const std::string& why) {
+  state.capture = CUDAGraph::State::Capture::kInvalidated;
+  state.invalidated_by = op + ": " + why;
+  throw_backend_error(BackendErrorKind::kCaptureUnsupported, op,
+                      "operation not permitted when stream is capturing: " + why);
+}
+
+void capture_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  CUDAGraph::State* state = t_capturing;
+  const std::string name = op_name(op);
+  if (!state) {  // the key is only ever included by an open capture
+    BelowEmulator below;
+    op.callBoxed(stack);
+    return;
+  }
+  if (state->capture == CUDAGraph::State::Capture::kInvalidated) {
+    throw_backend_error(BackendErrorKind::kCaptureInvalidated, name,
+                        "operation failed due to a previous error during capture (" +
+                            state->invalidated_by + ")");
+  }
+  const auto& schema = op.schema();
+  const std::size_t argument_count = schema.arguments().size();
+  if (host_read_ops().count(schema.operator_name().name)) {
+    invalidate(*state, name, "it reads device values on the host (a synchronization)");
+  }
+  for (const auto& ret : schema.returns()) {
+    if (!is_tensor_type(ret.type())) {
+      invalidate(*state, name, "it returns a host value (" + ret.type()->str() + ")");
+    }
+  }
+  static const std::set<std::string> random_ops = {
+      "aten::rand", "aten::rand_like", "aten::randn", "aten::randn_like", "aten::randint",
+      "aten::randint_like", "aten::randperm", "aten::bernoulli", "aten::bernoulli_",
+      "aten::multinomial", "aten::normal", "aten::normal_", "aten::uniform_", "aten::random_",
+      "aten::exponential_", "aten::geometric_", "aten::cauchy_", "aten::log_normal_",
+      "aten::poisson", "aten::dropout", "aten::native_dropout", "aten::rrelu",
+      "aten::rrelu_with_noise"};
+  bool writes = false;
+  for (const auto& argument : schema.arguments()) {
+    if (random_ops.count(schema.operator_name().name) ||
+        argument.type()->str().find("Generator") != std::string::npos) {
+      invalidate(*state, name,
+                 "random number generation is not modelled by the capture emulator (stub it, "
+                 "or draw the values before the capture)");
+    }
+    writes = writes || (argument.alias_info() && argument.alias_info()->isWrite());
+  }
+  bool aliases = false;
+  for (const auto& ret : schema.returns()) aliases = aliases || ret.alias_info() != nullptr;
+
+  std::vector<c10::IValue> arguments(stack->end() - static_cast<std::ptrdiff_t>(argument_count),
+                                     stack->end());
+  torch::jit::drop(*stack, argument_count);
+
+  if (aliases && !writes) {
+    // A view: runs for real (no kernel, no data touched); its shadow is the
+    // same geometry on its storage's shadow.
+    torch::jit::Stack real_stack(arguments.begin(), arguments.end());
+    {
+      BelowEmulator below;
+      op.callBoxed(&real_stack);
+    }
+    for (const c10::IValue& result : real_stack) stack->push_back(result);
+    return;
+  }
+  // The shadow run: true shapes, and the values later ops of the capture
+  // depend on (an index computed in the capture is a real index here).
+  torch::jit::Stack shadow_stack;
+  for (const auto& a : arguments) {
+    shadow_stack.push_back(map_tensors(a, [&](const at::Tensor& t) { return state->shadow_of(t); }));
+  }
+  {
+    BelowEmulator below;
+    op.callBoxed(&shadow_stack);
+  }
+  RecordedOp recorded{op, arguments, writes ? Kind::kMutating : Kind::kFunctional, {}};
+  if (writes) {
+    // Returns are the written arguments themselves (self, out=).
+    for (const auto& ret : schema.returns()) {
+      const c10::AliasInfo* info = ret.alias_info();
+      std::size_t match = argument_count;
+      for (std::size_t j = 0; info && j < argument_count; ++j) {
+        const c10::AliasInfo* a = schema.arguments()[j].alias_info();
+        if (a && a->beforeSets() == info->beforeSets()) match = j;
+      }
+      if (match == argument_count) {
+        invalidate(*state, name, "an op that writes an argument and also returns a new tensor is "
+                                 "not modelled by the capture emulator");
+      }
+      stack->push_back(arguments[match]);
+    }
+  } else {
+    for (const c10::IValue& result : shadow_stack) {
+      c10::IValue real = map_tensors(result, [&](const at::Tensor& shadow) {
+        BelowEmulator below;
+        at::Tensor out = at::empty_strided(shadow.sizes(), shadow.strides(), shadow.options());
+        poison(out);
+        state->set_shadow(out, shadow);
+        return out;
+      });
+      recorded.outputs.push_back(real);
+      stack->push_back(real);
+    }
+  }
+  state->ops.push_back(std::move(recorded));
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(_, TESTING_ONLY_GenericMode, m) {
+  m.fallback(torch::CppFunction::makeFromBoxedFunction<&capture_fallback>());
+}
+
+MempoolId_t graph_pool_handle() { return {0, g_next_pool.fetch_add(1)}; }
+
+bool is_current_stream_capturing() { return t_capturing != nullptr; }
+
+void synchronize() {
+  if (t_capturing) invalidate(*t_capturing, "synchronize", "a device synchronization");
+}
+
+CUDAGraph::CUDAGraph() : state_(std::make_unique<State>()) {}
+
+CUDAGraph::~CUDAGraph() {
+  if (t_capturing == state_.get()) {
+    c10::impl::tls_set_dispatch_key_included(kCaptureKey, state_->was_included);
+    t_capturing = nullptr;
+  }
+}
+
+void CUDAGraph::capture_begin(MempoolId_t pool) {
+  if (t_capturing) {
+    throw_backend_error(BackendErrorKind::kCaptureUnsupported, "capture_begin",
+                        "this thread is capturing already");
+  }
+  if (state_->capture == State::Capture::kCaptured) {
+    throw_backend_error(BackendErrorKind::kIllegalState, "capture_begin",
+                        "this graph holds a capture; reset() it first");
+  }
+  state_->ops.clear();
+  state_->externals.clear();
+  state_->shadows.clear();
+  state_->invalidated_by.clear();
+  state_->pool = pool.first == 0 && pool.second == 0 ? graph_pool_handle() : pool;
+  state_->capture = State::Capture::kActive;
+  state_->was_included = c10::impl::tls_is_dispatch_key_included(kCaptureKey);
+  c10::impl::tls_set_dispatch_key_included(kCaptureKey, true);
+  t_capturing = state_.get();
+}
+
+void CUDAGraph::capture_end() {
+  if (t_capturing != state_.get()) {
+    throw_backend_error(BackendErrorKind::kIllegalState, "capture_end",
+                        "this graph is not capturing on this thread");
+  }
+  c10::impl::tls_set_dispatch_key_included(kCaptureKey, state_->was_included);
+  t_capturing = nullptr;
+  state_->shadows.clear();
+  if (state_->capture == State::Capture::kInvalidated) {
+    state_->ops.clear();
+    state_->capture = State::Capture::kNone;
+    throw_backend_error(BackendErrorKind::kCaptureInvalidated, "capture_end",
+                        "the capture was invalidated by " + state_->invalidated_by +
+                            "; no graph was made");
+  }
+  // The storages the graph reads or writes that it does not own: their
+  // owners must keep them, unresized, for as long as the graph replays.
+  std::unordered_set<const c10::StorageImpl*> owned, seen;
+  for (const auto& r : state_->ops) {
+    for (const auto& o : r.outputs) {
+      for_each_tensor(o, [&](const at::Tensor& t) { owned.insert(t.storage().unsafeGetStorageImpl()); });
+    }
+  }
+  for (const auto& r : state_->ops) {
+    for (const auto& a : r.arguments) {
+      for_each_tensor(a, [&](const at::Tensor& t) {
+        if (!t.defined() || !t.has_storage()) return;
+        const c10::StorageImpl* impl = t.storage().unsafeGetStorageImpl();
+        if (owned.count(impl) || !seen.insert(impl).second) return;
+        state_->externals.push_back(
+            {t.storage(), t.storage().nbytes(), t.storage().data(), op_name(r.op)});
+      });
+    }
+  }
+  state_->capture = State::Capture::kCaptured;
+}
+
+namespace {
+
+// How many references the graph's records hold to each tensor.
+std::unordered_map<c10::TensorImpl*, std::size_t> graph_references(const CUDAGraph::State& state) {
+  std::unordered_map<c10::TensorImpl*, std::size_t> counts;
+  const auto count = [&](const c10::IValue& value) {
+    if (value.isTensor()) {
+      ++counts[value.toTensor().unsafeGetTensorImpl()];
+    } else if (value.isTensorList() || value.isList()) {
+      for (const c10::IValue& e : value.toListRef()) {
+        if (e.isTensor()) ++counts[e.toTensor().unsafeGetTensorImpl()];
+      }
+    }
+  };
+  for (const auto& r : state.ops) {
+    for (const auto& a : r.arguments) count(a);
+    for (const auto& o : r.outputs) count(o);
+  }
+  return counts;
+}
+
+// A storage from outside the capture is freed by its owner when nothing but
+// the graph refers to it any more: every tensor on it is held by the graph
+// alone (a GPU graph holds raw addresses, so there it would dangle).
+void check_externals(const CUDAGraph::State& state) {
+  if (state.externals.empty()) return;
+  const auto references = graph_references(state);
+  std::unordered_map<const c10::StorageImpl*, std::pair<std::size_t, bool>> holders;  // impls, all ours
+  for (const auto& [impl, ours] : references) {
+    if (!impl->has_storage()) continue;
+    auto& h = holders[impl->storage().unsafeGetStorageImpl()];
+    if (h.first == 0) h.second = true;
+    ++h.first;
+    h.second = h.second && c10::raw::intrusive_ptr::use_count(impl) == ours;
+  }
+  for (const auto& e : state.externals) {
+    const auto it = holders.find(e.storage.unsafeGetStorageImpl());
+    const bool freed = it != holders.end() && it->second.second &&
+                       e.storage.use_count() == 1 + it->second.first;
+    const bool resized = e.storage.nbytes() != e.nbytes || e.storage.data() != e.data;
+    if (freed || resized) {
+      throw_backend_error(BackendErrorKind::kDanglingBuffer, "replay",
+                          std::string("a storage read by ") + e.op + " was " +
+                              (freed ? "freed by its owner" : "resized") +
+                              " after the capture; on a GPU the graph would use dangling memory");
+    }
+  }
+}
+
+}  // namespace
+
+void CUDAGraph::replay() {
+  if (state_->capture != State::Capture::kCaptured) {
+    throw_backend_error(BackendErrorKind::kIllegalState, "replay",
+                        "nothing was captured into this graph");
+  }
+  if (t_capturing) {
+    throw_backend_error(BackendErrorKind::kCaptureUnsupported, "replay",
+                        "a replay while this thread is capturing");
+  }
+  // Rule 5: a storage freed (only the graph still refers to it) or resized
+  // since the capture would be dangling memory on a GPU.
+  check_externals(*state_);
+  BelowEmulator below;
+  for (const auto& r : state_->ops) {
+    torch::jit::Stack stack(r.arguments.begin(), r.arguments.end());
+    r.op.callBoxed(&stack);
+    if (r.kind != Kind::kFunctional) continue;
+    for (std::size_t i = 0; i < r.outputs.size() && i < stack.size(); ++i) {
+      if (r.outputs[i].isTensor()) {
+        r.outputs[i].toTensor().copy_(stack[i].toTensor());
+      } else if (r.outputs[i].isTensorList()) {
+        const auto outs = r.outputs[i].toTensorList();
+        const auto results = stack[i].toTensorList();
+        for (std::size_t k = 0; k < outs.size(); ++k) outs.get(k).copy_(results.get(k));
+      }
+    }
+  }
+}
+
+void CUDAGraph::reset() {
+  if (t_capturing == state_.get()) {
+    throw_backend_error(BackendErrorKind::kIllegalState, "reset", "reset while capturing");
+  }
+  state_->ops.clear();
+  state_->externals.clear();
+  state_->capture = State::Capture::kNone;
+}
+
+MempoolId_t CUDAGraph::pool() const { return state_->pool; }
+
+std::vector<std::string> CUDAGraph::recorded_ops() const {
+  std::vector<std::string> names;
+  for (const auto& r : state_->ops) names.push_back(op_name(r.op));
+  return names;
+}
+
+}  // namespace capcheck::torch_graph
