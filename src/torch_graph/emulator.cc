@@ -117,7 +117,8 @@ void poison(const at::Tensor& t) {
   if (at::isFloatingType(t.scalar_type()) || at::isComplexType(t.scalar_type())) {
     t.fill_(std::numeric_limits<double>::quiet_NaN());
   } else {
-    std::memset(t.storage().data(), 0xA5, t.storage().nbytes());
+    // A fresh output (storage offset 0): every byte of its storage.
+    std::memset(t.data_ptr(), 0xA5, t.storage().nbytes());
   }
 }
 
