@@ -93,7 +93,8 @@ if [[ "${harness}" != scenario_fuzz && ( "${protocol}" != reference || "${mutant
   echo "fuzz.sh: note: ${harness} ignores the protocol and mutant" >&2
 fi
 
-build "${harness}" capcheck
+# The replay executable too: the summary names it for each finding.
+build "${harness}" "${harness}_replay" capcheck
 binary="${build_dir}/fuzz/${harness}"
 cli="${build_dir}/src/cli/capcheck"
 
