@@ -88,6 +88,23 @@ TEST(TorchGraph, ReplaysAccumulateInPlaceUpdatesAndOutputsKeepTheirAddress) {
   EXPECT_EQ(out.data_ptr(), address);
 }
 
+TEST(TorchGraph, AnOpThatMayAliasButCopiesIsRecordedNotRunEagerly) {
+  // `to` returns `Tensor(a)`: a view when nothing changes, a copy here. A
+  // copy run at capture would bake the values of the capture.
+  at::Tensor kv = ints({1, 2});
+  CUDAGraph graph;
+  graph.capture_begin();
+  kv.add_(1);
+  at::Tensor as_float = kv.to(torch::kFloat);
+  at::Tensor same = kv.to(torch::kInt32);  // no copy: a true alias, not recorded
+  graph.capture_end();
+  EXPECT_TRUE(torch::isnan(as_float).all().item<bool>()) << as_float;
+  EXPECT_EQ(same.data_ptr(), kv.data_ptr());
+  graph.replay();
+  graph.replay();
+  EXPECT_TRUE(torch::equal(as_float, torch::tensor({3.0f, 4.0f}))) << as_float;
+}
+
 TEST(TorchGraph, HostValuesReadAtCaptureAreBaked) {
   at::Tensor kv = ints({1, 2});
   const std::int64_t offset = ints({7}).item<std::int64_t>();  // read before the capture

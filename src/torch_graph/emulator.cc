@@ -239,14 +239,31 @@ void capture_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
 
   if (aliases && !writes) {
     // A view: runs for real (no kernel, no data touched); its shadow is the
-    // same geometry on its storage's shadow.
+    // same geometry on its storage's shadow. An op whose schema only *may*
+    // alias (`to`, `reshape`, `contiguous`) and that made a copy is not a
+    // view: it is recorded like any other op, below.
     torch::jit::Stack real_stack(arguments.begin(), arguments.end());
     {
       BelowEmulator below;
       op.callBoxed(&real_stack);
     }
-    for (const c10::IValue& result : real_stack) stack->push_back(result);
-    return;
+    std::unordered_set<const c10::StorageImpl*> argument_storages;
+    for (const auto& a : arguments) {
+      for_each_tensor(a, [&](const at::Tensor& t) {
+        if (t.defined() && t.has_storage()) argument_storages.insert(t.storage().unsafeGetStorageImpl());
+      });
+    }
+    bool all_alias = true;
+    for (const c10::IValue& result : real_stack) {
+      for_each_tensor(result, [&](const at::Tensor& t) {
+        all_alias = all_alias && t.defined() && t.has_storage() &&
+                    argument_storages.count(t.storage().unsafeGetStorageImpl()) > 0;
+      });
+    }
+    if (all_alias) {
+      for (const c10::IValue& result : real_stack) stack->push_back(result);
+      return;
+    }
   }
   // The shadow run: true shapes, and the values later ops of the capture
   // depend on (an index computed in the capture is a real index here).
