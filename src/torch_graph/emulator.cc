@@ -103,12 +103,17 @@ c10::IValue map_tensors(const c10::IValue& value, F&& f) {
   return value;
 }
 
+// f(tensor) for every tensor in `value` (a tensor, or a list holding tensors),
+// without copying the list or taking references.
 template <typename F>
 void for_each_tensor(const c10::IValue& value, F&& f) {
-  map_tensors(value, [&](const at::Tensor& t) {
-    f(t);
-    return t;
-  });
+  if (value.isTensor()) {
+    f(value.toTensor());
+  } else if (value.isTensorList() || value.isList()) {
+    for (const c10::IValue& e : value.toListRef()) {
+      if (e.isTensor()) f(e.toTensor());
+    }
+  }
 }
 
 void poison(const at::Tensor& t) {
@@ -149,6 +154,9 @@ struct CUDAGraph::State {
     std::size_t nbytes;
     const void* data;
     std::string op;
+    // The tensors on it that the records hold, with how many references the
+    // records hold to each (fixed once the capture ends).
+    std::vector<std::pair<c10::TensorImpl*, std::size_t>> held;
   };
   std::vector<External> externals;
   bool was_included = false;
@@ -220,15 +228,16 @@ void capture_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
       "aten::exponential_", "aten::geometric_", "aten::cauchy_", "aten::log_normal_",
       "aten::poisson", "aten::dropout", "aten::native_dropout", "aten::rrelu",
       "aten::rrelu_with_noise"};
+  bool random = random_ops.count(schema.operator_name().name) > 0;
   bool writes = false;
   for (const auto& argument : schema.arguments()) {
-    if (random_ops.count(schema.operator_name().name) ||
-        argument.type()->str().find("Generator") != std::string::npos) {
-      invalidate(*state, name,
-                 "random number generation is not modelled by the capture emulator (stub it, "
-                 "or draw the values before the capture)");
-    }
+    random = random || argument.type()->str().find("Generator") != std::string::npos;
     writes = writes || (argument.alias_info() && argument.alias_info()->isWrite());
+  }
+  if (random) {
+    invalidate(*state, name,
+               "random number generation is not modelled by the capture emulator (stub it, or "
+               "draw the values before the capture)");
   }
   bool aliases = false;
   for (const auto& ret : schema.returns()) aliases = aliases || ret.alias_info() != nullptr;
@@ -367,65 +376,52 @@ void CUDAGraph::capture_end() {
   }
   // The storages the graph reads or writes that it does not own: their
   // owners must keep them, unresized, for as long as the graph replays.
-  std::unordered_set<const c10::StorageImpl*> owned, seen;
+  std::unordered_set<const c10::StorageImpl*> owned;
+  std::unordered_map<c10::TensorImpl*, std::size_t> references;  // the records' own
   for (const auto& r : state_->ops) {
     for (const auto& o : r.outputs) {
-      for_each_tensor(o, [&](const at::Tensor& t) { owned.insert(t.storage().unsafeGetStorageImpl()); });
+      for_each_tensor(o, [&](const at::Tensor& t) {
+        owned.insert(t.storage().unsafeGetStorageImpl());
+        ++references[t.unsafeGetTensorImpl()];
+      });
+    }
+    for (const auto& a : r.arguments) {
+      for_each_tensor(a, [&](const at::Tensor& t) { ++references[t.unsafeGetTensorImpl()]; });
     }
   }
+  std::unordered_map<const c10::StorageImpl*, std::size_t> external_index;
   for (const auto& r : state_->ops) {
     for (const auto& a : r.arguments) {
       for_each_tensor(a, [&](const at::Tensor& t) {
         if (!t.defined() || !t.has_storage()) return;
         const c10::StorageImpl* impl = t.storage().unsafeGetStorageImpl();
-        if (owned.count(impl) || !seen.insert(impl).second) return;
+        if (owned.count(impl) || external_index.count(impl)) return;
+        external_index[impl] = state_->externals.size();
         state_->externals.push_back(
-            {t.storage(), t.storage().nbytes(), t.storage().data(), op_name(r.op)});
+            {t.storage(), t.storage().nbytes(), t.storage().data(), op_name(r.op), {}});
       });
     }
+  }
+  for (const auto& [impl, ours] : references) {
+    if (!impl->has_storage()) continue;
+    const auto it = external_index.find(impl->storage().unsafeGetStorageImpl());
+    if (it != external_index.end()) state_->externals[it->second].held.emplace_back(impl, ours);
   }
   state_->capture = State::Capture::kCaptured;
 }
 
 namespace {
 
-// How many references the graph's records hold to each tensor.
-std::unordered_map<c10::TensorImpl*, std::size_t> graph_references(const CUDAGraph::State& state) {
-  std::unordered_map<c10::TensorImpl*, std::size_t> counts;
-  const auto count = [&](const c10::IValue& value) {
-    if (value.isTensor()) {
-      ++counts[value.toTensor().unsafeGetTensorImpl()];
-    } else if (value.isTensorList() || value.isList()) {
-      for (const c10::IValue& e : value.toListRef()) {
-        if (e.isTensor()) ++counts[e.toTensor().unsafeGetTensorImpl()];
-      }
-    }
-  };
-  for (const auto& r : state.ops) {
-    for (const auto& a : r.arguments) count(a);
-    for (const auto& o : r.outputs) count(o);
-  }
-  return counts;
-}
-
 // A storage from outside the capture is freed by its owner when nothing but
 // the graph refers to it any more: every tensor on it is held by the graph
 // alone (a GPU graph holds raw addresses, so there it would dangle).
 void check_externals(const CUDAGraph::State& state) {
-  if (state.externals.empty()) return;
-  const auto references = graph_references(state);
-  std::unordered_map<const c10::StorageImpl*, std::pair<std::size_t, bool>> holders;  // impls, all ours
-  for (const auto& [impl, ours] : references) {
-    if (!impl->has_storage()) continue;
-    auto& h = holders[impl->storage().unsafeGetStorageImpl()];
-    if (h.first == 0) h.second = true;
-    ++h.first;
-    h.second = h.second && c10::raw::intrusive_ptr::use_count(impl) == ours;
-  }
   for (const auto& e : state.externals) {
-    const auto it = holders.find(e.storage.unsafeGetStorageImpl());
-    const bool freed = it != holders.end() && it->second.second &&
-                       e.storage.use_count() == 1 + it->second.first;
+    bool only_ours = e.storage.use_count() == 1 + e.held.size();  // the entry's own + the held
+    for (const auto& [impl, ours] : e.held) {
+      only_ours = only_ours && c10::raw::intrusive_ptr::use_count(impl) == ours;
+    }
+    const bool freed = !e.held.empty() && only_ours;
     const bool resized = e.storage.nbytes() != e.nbytes || e.storage.data() != e.data;
     if (freed || resized) {
       throw_backend_error(BackendErrorKind::kDanglingBuffer, "replay",
