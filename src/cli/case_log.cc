@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 #include "capcheck/errors.h"
 #include "capcheck/report.h"
@@ -155,15 +156,23 @@ CaseLog::~CaseLog() {
 
 std::string CaseLog::in_flight_path() const { return in_flight_ ? in_flight_->path() : ""; }
 
+// Records the first write failure of the JSON file (reported at the end,
+// exit 5; the run itself goes on) and closes it.
+void CaseLog::fail_json(int cause) {
+  if (json_error_.empty()) {
+    json_error_ = "--json: writing " + quote_input(json_path_, 200) + " failed: " +
+                  std::strerror(cause) + "; the file is incomplete";
+  }
+  if (json_) std::fclose(json_);
+  json_ = nullptr;
+}
+
 std::string CaseLog::finish_json() {
   if (!json_) return json_error_;
-  const bool flushed = std::fflush(json_) == 0 && !std::ferror(json_);
-  const int cause = errno;
-  const bool closed = std::fclose(json_) == 0;
-  json_ = nullptr;
-  if (json_error_.empty() && (!flushed || !closed)) {
-    json_error_ = "--json: writing " + quote_input(json_path_, 200) + " failed: " +
-                  std::strerror(flushed ? errno : cause) + "; the file is incomplete";
+  if (std::fflush(json_) != 0 || std::ferror(json_)) {
+    fail_json(errno);
+  } else if (std::fclose(std::exchange(json_, nullptr)) != 0) {
+    fail_json(errno);
   }
   return json_error_;
 }
@@ -198,11 +207,7 @@ void CaseLog::after_case(const CaseEvent& event) {
     if (!event.verdict->passed) line["message"] = event.verdict->message;
     const std::string text = line.dump() + '\n';
     if (std::fwrite(text.data(), 1, text.size(), json_) != text.size() || std::ferror(json_)) {
-      // Reported at the end (exit 5); the run itself goes on.
-      json_error_ = "--json: writing " + quote_input(json_path_, 200) + " failed: " +
-                    std::strerror(errno) + "; the file is incomplete";
-      std::fclose(json_);
-      json_ = nullptr;
+      fail_json(errno);
     }
   }
 }

@@ -72,6 +72,7 @@ class CaseLog final : public RunObserver {
 
  private:
   void watch();
+  void fail_json(int cause);
 
   std::unique_ptr<InFlightFile> in_flight_;
   std::string backend_;

@@ -82,9 +82,9 @@ std::string read_file(const std::string& path);
 CLI::Validator one_of(std::vector<std::string> allowed);
 /// A decimal integer from 0 to 2^64-1 (a transform: leading zeros dropped).
 CLI::Validator unsigned_integer();
-/// A decimal integer in [min, max] (0 <= min): never octal or hex, never
-/// saturated (a transform: leading zeros dropped).
-CLI::Validator decimal(std::int64_t min, std::int64_t max);
+/// A decimal integer in [min, max]: never octal or hex, never saturated (a
+/// transform: leading zeros dropped).
+CLI::Validator decimal(std::uint64_t min, std::uint64_t max);
 /// A finite number of seconds in [0, max] (no nan, no inf).
 CLI::Validator duration(double max);
 /// --backend and --property.

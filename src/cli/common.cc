@@ -142,13 +142,13 @@ bool decimal_le(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-CLI::Validator decimal(std::int64_t min, std::int64_t max) {
-  CAPCHECK_ASSERT(min >= 0 && min <= max);
+CLI::Validator decimal(std::uint64_t min, std::uint64_t max) {
+  CAPCHECK_ASSERT(min <= max);
   return CLI::Validator(
       [min, max](std::string& value) -> std::string {
         // Digits only, read in base 10 (never octal for a leading 0, never
-        // hex), range-checked before conversion so nothing saturates.
-        const std::string digits = canonical_decimal(value, 19);
+        // hex), range-checked as text before conversion so nothing saturates.
+        const std::string digits = canonical_decimal(value, 20);
         if (!digits.empty() && decimal_le(digits, std::to_string(max)) &&
             decimal_le(std::to_string(min), digits)) {
           value = digits;
@@ -160,19 +160,7 @@ CLI::Validator decimal(std::int64_t min, std::int64_t max) {
       "");
 }
 
-CLI::Validator unsigned_integer() {
-  return CLI::Validator(
-      [](std::string& value) -> std::string {
-        const std::string digits = canonical_decimal(value, 20);
-        if (!digits.empty() && decimal_le(digits, "18446744073709551615")) {
-          value = digits;
-          return "";
-        }
-        return "must be a decimal integer from 0 to 18446744073709551615 (got " +
-               quote_input(value) + ")";
-      },
-      "");
-}
+CLI::Validator unsigned_integer() { return decimal(0, UINT64_MAX); }
 
 CLI::Validator duration(double max) {
   return CLI::Validator(

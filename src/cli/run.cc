@@ -52,10 +52,6 @@ std::string regressions_note(const RunResult& result) {
   return fmt::format("  (+{} regression{})", replayed, replayed == 1 ? "" : "s");
 }
 
-}  // namespace
-
-namespace {
-
 const char* signal_name(int signal) {
   switch (signal) {
     case SIGINT: return "SIGINT";

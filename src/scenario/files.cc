@@ -58,11 +58,11 @@ std::string read_bounded_file(const std::string& path, std::size_t limit, std::s
                      std::strerror(errno));
   }
   struct stat info {};
-  if (::fstat(file.fd, &info) == 0 && S_ISDIR(info.st_mode)) {
+  const bool known = ::fstat(file.fd, &info) == 0;
+  if (known && S_ISDIR(info.st_mode)) {
     throw UsageError(prefix(what) + quote_input(path, 200) + " is a directory, not a file");
   }
-  if (::fstat(file.fd, &info) == 0 && S_ISREG(info.st_mode) &&
-      static_cast<std::size_t>(info.st_size) > limit) {
+  if (known && S_ISREG(info.st_mode) && static_cast<std::size_t>(info.st_size) > limit) {
     throw UsageError(prefix(what) + quote_input(path, 200) + " is " +
                      std::to_string(info.st_size) + " bytes, above the limit of " +
                      limit_text(limit));
