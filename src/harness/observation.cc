@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <sstream>
 
@@ -14,6 +16,10 @@ std::size_t element_size(ElementType type) {
     case ElementType::kFloat64: return 8;
     case ElementType::kUInt8: return 1;
     case ElementType::kBool: return 1;
+    case ElementType::kInt8: return 1;
+    case ElementType::kInt16: return 2;
+    case ElementType::kFloat16: return 2;
+    case ElementType::kBFloat16: return 2;
   }
   CAPCHECK_ASSERT(false && "unknown element type");
   return 1;
@@ -26,6 +32,41 @@ T load(const std::byte* data) {
   std::memcpy(&value, data, sizeof value);
   return value;
 }
+// IEEE binary16 to float, exactly (every half is a float).
+float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t exponent = (h >> 10) & 0x1fu;
+  std::uint32_t mantissa = h & 0x3ffu;
+  std::uint32_t bits = 0;
+  if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | (mantissa << 13);  // inf, nan
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa != 0) {  // subnormal: normalize
+    std::uint32_t e = 113;
+    while ((mantissa & 0x400u) == 0) {
+      mantissa <<= 1;
+      --e;
+    }
+    bits = sign | (e << 23) | ((mantissa & 0x3ffu) << 13);
+  } else {
+    bits = sign;
+  }
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+template <typename T>
+std::string format_floating(T value, int precision) {
+  if (std::isnan(value)) return std::signbit(value) ? "-nan" : "nan";
+  if (value == 0 && std::signbit(value)) return "-0";
+  std::ostringstream out;
+  out.precision(precision);
+  out << value;
+  return out.str();
+}
+
 }  // namespace
 
 std::string format_element(ElementType type, const std::byte* data) {
@@ -34,20 +75,34 @@ std::string format_element(ElementType type, const std::byte* data) {
     case ElementType::kInt64: return std::to_string(load<std::int64_t>(data));
     case ElementType::kUInt8: return std::to_string(load<std::uint8_t>(data));
     case ElementType::kBool: return load<std::uint8_t>(data) != 0 ? "true" : "false";
-    case ElementType::kFloat32:
-    case ElementType::kFloat64: {
-      std::ostringstream out;
-      out.precision(type == ElementType::kFloat32 ? 9 : 17);
-      if (type == ElementType::kFloat32) {
-        out << load<float>(data);
-      } else {
-        out << load<double>(data);
-      }
-      return out.str();
+    case ElementType::kInt8: return std::to_string(load<std::int8_t>(data));
+    case ElementType::kInt16: return std::to_string(load<std::int16_t>(data));
+    case ElementType::kFloat32: return format_floating(load<float>(data), 9);
+    case ElementType::kFloat64: return format_floating(load<double>(data), 17);
+    case ElementType::kFloat16: return format_floating(half_to_float(load<std::uint16_t>(data)), 5);
+    case ElementType::kBFloat16: {
+      const std::uint32_t bits = static_cast<std::uint32_t>(load<std::uint16_t>(data)) << 16;
+      float value;
+      std::memcpy(&value, &bits, sizeof value);
+      return format_floating(value, 4);
     }
   }
   CAPCHECK_ASSERT(false && "unknown element type");
   return "";
+}
+
+std::string element_location(const std::string& name, const std::vector<std::int64_t>& shape,
+                             std::int64_t index) {
+  if (shape.size() <= 1) return name + "[" + std::to_string(index) + "]";
+  std::vector<std::int64_t> at(shape.size());
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    const std::int64_t extent = std::max<std::int64_t>(shape[d], 1);
+    at[d] = index % extent;
+    index /= extent;
+  }
+  std::string text = name + "[";
+  for (std::size_t d = 0; d < at.size(); ++d) text += (d ? ", " : "") + std::to_string(at[d]);
+  return text + "]";
 }
 
 std::string Observed::element(std::int64_t index) const {
@@ -70,7 +125,8 @@ bool first_difference(const Observed& expected, const Observed& actual, Mismatch
   }
   for (std::int64_t i = 0; i < expected.count(); ++i) {
     if (expected.same_element(actual, i)) continue;
-    *out = Mismatch{expected.name, i, expected.element(i), actual.element(i)};
+    *out = Mismatch{expected.name, i, expected.element(i), actual.element(i),
+                    element_location(expected.name, expected.shape, i)};
     return true;
   }
   CAPCHECK_ASSERT(false && "bytes differ but no element does");

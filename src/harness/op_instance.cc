@@ -12,14 +12,16 @@ void OpInstance::observe(const Slice& slice, Observed& into) {
   backend_.download(slice, reinterpret_cast<std::int32_t*>(into.bytes.data()));
 }
 
-void OpInstance::replay(Observed& outputs) {
-  outputs.name = "logits";
-  observe(subject_->replay(), outputs);
+void OpInstance::replay(Outputs& outputs) {
+  outputs.resize(1);
+  outputs[0].name = "logits";
+  observe(subject_->replay(), outputs[0]);
 }
 
-void OpInstance::forward_eager(Observed& outputs) {
-  outputs.name = "logits";
-  observe(subject_->forward_eager(), outputs);
+void OpInstance::forward_eager(Outputs& outputs) {
+  outputs.resize(1);
+  outputs[0].name = "logits";
+  observe(subject_->forward_eager(), outputs[0]);
 }
 
 void OpInstance::snapshot(Snapshot& into) {
@@ -52,9 +54,10 @@ std::string OpInstance::explain_change(std::size_t buffer, std::int64_t index) {
 
 // The (input_id, position_id, kv_len) the last model step of the trace read
 // for output `index`. The buffers still hold what that step read.
-std::string OpInstance::explain_output(std::int64_t index) {
+std::string OpInstance::explain_output(std::size_t output, std::int64_t index) {
+  (void)output;  // one output: the logits
   const auto step = trace_.last_model_step();
-  if (!step) return "no model step was traced";
+  if (!step) return "token " + std::to_string(index) + ": no model step was traced";
   const Op& op = step->op;
   auto at = [&](Slice s, std::int64_t i) {
     std::int32_t value = 0;
@@ -63,7 +66,7 @@ std::string OpInstance::explain_output(std::int64_t index) {
   };
   const std::int32_t seq = at(op.seq_ids, index);
   std::ostringstream out;
-  out << "input_id=" << at(op.src, index) << " position_id=" << at(op.positions, index)
+  out << "token " << index << " with input_id=" << at(op.src, index) << " position_id=" << at(op.positions, index)
       << " kv_len=" << at(op.kv_lens, seq) << " (sequence " << seq << ", "
       << trace_mode_name(step->mode) << ")";
   return out.str();

@@ -26,15 +26,15 @@ class OpInstance final : public Instance {
   void preprocess() override { subject_->preprocess(); }
   void postprocess() override { subject_->postprocess(); }
   void capture() override { subject_->capture(); }
-  void replay(Observed& outputs) override;
-  void forward_eager(Observed& outputs) override;
+  void replay(Outputs& outputs) override;
+  void forward_eager(Outputs& outputs) override;
   void snapshot(Snapshot& into) override;
   void poison_static_inputs(std::int32_t pattern) override;
 
   void start_trace() override;
   void stop_trace() override;
   std::string explain_change(std::size_t buffer, std::int64_t index) override;
-  std::string explain_output(std::int64_t index) override;
+  std::string explain_output(std::size_t output, std::int64_t index) override;
 
  private:
   void observe(const Slice& slice, Observed& into);

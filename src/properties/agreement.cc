@@ -20,11 +20,11 @@ struct Phase {
 };
 
 void record(std::vector<Phase>& phases, Instance& instance, std::string name,
-            const Observed* output) {
+            const Outputs* outputs) {
   Phase phase;
   phase.name = std::move(name);
   instance.snapshot(phase.observed);
-  if (output) phase.observed.push_back(*output);
+  if (outputs) phase.observed.insert(phase.observed.end(), outputs->begin(), outputs->end());
   phases.push_back(std::move(phase));
 }
 
@@ -39,7 +39,7 @@ std::vector<Phase> run_phases(Subjects& subjects, const Scenario& scenario) {
     graph.capture();
     record(phases, graph, "capture with " + std::to_string(w) + " warmup(s)", nullptr);
     if (w < scenario.warmups_count) continue;
-    Observed out;
+    Outputs out;
     graph.replay(out);
     record(phases, graph, "first replay", &out);
     for (std::int32_t i = 1; i <= kFollowUps; ++i) {
@@ -50,7 +50,7 @@ std::vector<Phase> run_phases(Subjects& subjects, const Scenario& scenario) {
   }
   Instance& eager = subjects.eager(scenario);
   eager.prepare(scenario);
-  Observed out;
+  Outputs out;
   eager.forward_eager(out);
   record(phases, eager, "eager forward", &out);
   return phases;
@@ -64,7 +64,7 @@ bool first_common_difference(const Observed& a, const Observed& b, Mismatch* out
   const std::int64_t count = std::min(a.count(), b.count());
   for (std::int64_t i = 0; i < count; ++i) {
     if (a.same_element(b, i)) continue;
-    *out = Mismatch{a.name, i, a.element(i), b.element(i)};
+    *out = Mismatch{a.name, i, a.element(i), b.element(i), element_location(a.name, a.shape, i)};
     return true;
   }
   return false;
@@ -92,7 +92,7 @@ Verdict backends_agree(Subjects& subjects, const Scenario& scenario) {
         if (!first_common_difference(a.observed[k], b.observed[k], &m)) continue;
         return fail(kName,
                     peer->device_name() + " disagrees with " + subjects.device_name() + " after " +
-                        a.name + ": " + m.buffer + "[" + std::to_string(m.index) + "] is " +
+                        a.name + ": " + m.location + " is " +
                         m.actual + " vs " + m.expected,
                     m);
       }

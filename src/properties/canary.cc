@@ -11,13 +11,12 @@ Verdict canary_forward_never_changes_kv_lens(Subjects& subjects, const Scenario&
   instance.prepare(scenario);
   Snapshot before, after;
   instance.snapshot(before);
-  Observed outputs;
+  Outputs outputs;
   instance.forward_eager(outputs);
   instance.snapshot(after);
   SnapshotDifference diff;
   if (first_difference(before, after, &diff)) {
-    return fail(kName, "the forward changed " + diff.mismatch.buffer + "[" +
-                           std::to_string(diff.mismatch.index) + "] (a canary must fail)",
+    return fail(kName, "the forward changed " + diff.mismatch.location + " (a canary must fail)",
                 diff.mismatch);
   }
   return pass(kName);

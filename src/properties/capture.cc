@@ -11,7 +11,7 @@ namespace {
 // instance, and the output of the first replay.
 struct CaptureRun {
   Snapshot after_capture;
-  Observed output;
+  Outputs output;
 };
 
 CaptureRun capture_and_replay(Subjects& subjects, const Scenario& scenario) {
@@ -59,15 +59,15 @@ Verdict warmup_count_invariant(Subjects& subjects, const Scenario& scenario) {
   if (first_difference(a.after_capture, b.after_capture, &diff)) {
     const Mismatch& m = diff.mismatch;
     return fail(kName,
-                "after capture with " + pair + ", " + m.buffer + "[" + std::to_string(m.index) +
-                    "] differs: " + m.expected + " vs " + m.actual,
+                "after capture with " + pair + ", " + m.location + " differs: " + m.expected +
+                    " vs " + m.actual,
                 m);
   }
-  Mismatch m;
-  if (first_difference(a.output, b.output, &m)) {
+  if (first_difference(a.output, b.output, &diff)) {
+    const Mismatch& m = diff.mismatch;
     return fail(kName,
-                "first replay after capture with " + pair + " differs at " + m.buffer + "[" +
-                    std::to_string(m.index) + "]: " + m.expected + " vs " + m.actual,
+                "first replay after capture with " + pair + " differs at " + m.location + ": " +
+                    m.expected + " vs " + m.actual,
                 m);
   }
   return pass(kName);

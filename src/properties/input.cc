@@ -1,4 +1,5 @@
 // Input properties: postprocess_inverts_preprocess, padding_is_inert.
+#include "capcheck/errors.h"
 #include "support.h"
 
 namespace capcheck {
@@ -46,10 +47,16 @@ Verdict padding_is_inert(Subjects& subjects, const Scenario& scenario) {
   }
   if (real.key.batch_size == 0) return pass(kName);  // nothing but padding
   validate(real);
-  Observed padded = eager_outputs(subjects, scenario);
-  const Observed unpadded = eager_outputs(subjects, real);
-  // The real rows come first; the padded forward's output keeps only them.
-  padded.bytes.resize(unpadded.bytes.size());
+  Outputs padded = eager_outputs(subjects, scenario);
+  const Outputs unpadded = eager_outputs(subjects, real);
+  // The real rows come first (outputs are row-major with one row per token):
+  // each padded output keeps only them.
+  CAPCHECK_ASSERT(padded.size() == unpadded.size());
+  for (std::size_t k = 0; k < padded.size(); ++k) {
+    CAPCHECK_ASSERT(padded[k].bytes.size() >= unpadded[k].bytes.size());
+    padded[k].bytes.resize(unpadded[k].bytes.size());
+    padded[k].shape = unpadded[k].shape;
+  }
   if (auto v = compare_outputs(kName,
                                "with " + std::to_string(dummies) +
                                    " padding dummy row(s), the forward",

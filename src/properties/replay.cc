@@ -13,36 +13,37 @@ Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario)
   Instance& graph = subjects.graph(scenario);
   graph.prepare(scenario);
   graph.capture();
-  Observed replayed;
+  Outputs replayed;
   graph.start_trace();
   graph.replay(replayed);
   graph.stop_trace();
 
   Instance& eager = subjects.eager(scenario);
   eager.prepare(scenario);
-  Observed expected;
+  Outputs expected;
   eager.start_trace();
   eager.forward_eager(expected);
   eager.stop_trace();
 
-  Mismatch m;
-  if (!first_difference(expected, replayed, &m)) return pass(kName);
+  SnapshotDifference diff;
+  if (!first_difference(expected, replayed, &diff)) return pass(kName);
+  const Mismatch& m = diff.mismatch;
   Verdict v = fail(kName,
-                   "first replay after capture computed " + m.buffer + "[" +
-                       std::to_string(m.index) + "] = " + m.actual +
+                   "first replay after capture computed " + m.location + " = " + m.actual +
                        " where an eager forward computes " + m.expected,
                    m);
-  const std::string token = std::to_string(m.index);
-  v.notes.push_back("eager computed token " + token + " with " + eager.explain_output(m.index));
-  // The graph instance still holds what its replay read.
-  v.notes.push_back("replay computed token " + token + " with " + graph.explain_output(m.index));
+  // Each instance still holds what its traced forward or replay read.
+  const std::string eager_note = eager.explain_output(diff.buffer, m.index);
+  const std::string replay_note = graph.explain_output(diff.buffer, m.index);
+  if (!eager_note.empty()) v.notes.push_back("eager computed " + eager_note);
+  if (!replay_note.empty()) v.notes.push_back("replay computed " + replay_note);
   return v;
 }
 
 Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
   constexpr std::string_view kName = "replays_match_eager";
   constexpr std::int32_t kFollowUps = 3;
-  std::vector<Observed> replayed(kFollowUps + 1);
+  std::vector<Outputs> replayed(kFollowUps + 1);
   {
     Instance& graph = subjects.graph(scenario);
     graph.prepare(scenario);
@@ -54,7 +55,7 @@ Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
     }
   }
   for (std::int32_t i = 0; i <= kFollowUps; ++i) {
-    const Observed expected = eager_outputs(subjects, follow_up(scenario, i));
+    const Outputs expected = eager_outputs(subjects, follow_up(scenario, i));
     if (auto v = compare_outputs(kName,
                                  i == 0 ? std::string("the first replay")
                                         : "replay " + std::to_string(i + 1) + " (follow-up " +
@@ -69,7 +70,7 @@ Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
 Verdict static_inputs_fully_copied(Subjects& subjects, const Scenario& scenario) {
   constexpr std::string_view kName = "static_inputs_fully_copied";
   constexpr std::int32_t kPoisons[] = {0x5eed5eed, -0x0badf00d};
-  Observed outputs[2];
+  Outputs outputs[2];
   for (int k = 0; k < 2; ++k) {
     // Whatever the static buffers held before the replay must not matter.
     Instance& graph = subjects.graph(scenario);

@@ -16,7 +16,7 @@ Verdict fail(std::string_view name, std::string message, std::optional<Mismatch>
 /// The first element where `actual` differs from `expected`, as a failed
 /// verdict of `name` whose message starts with `what`; nullopt when equal.
 std::optional<Verdict> compare_outputs(std::string_view name, const std::string& what,
-                                       const Observed& expected, const Observed& actual);
+                                       const Outputs& expected, const Outputs& actual);
 
 /// The persistent state of an instance before and after a window of device
 /// work (the window is traced). Kept per thread: no allocation per case.
@@ -47,7 +47,7 @@ class SnapshotWindow {
 std::string changed_text(const Mismatch& m);
 
 /// The eager outputs of `scenario` on a fresh eager instance.
-Observed eager_outputs(Subjects& subjects, const Scenario& scenario);
+Outputs eager_outputs(Subjects& subjects, const Scenario& scenario);
 
 /// The i-th follow-up iteration of `s` with the same graph key: new token ids,
 /// positions and kv_lens one step on (back, at their limits), so it is valid

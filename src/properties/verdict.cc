@@ -24,23 +24,23 @@ Verdict fail(std::string_view name, std::string message, std::optional<Mismatch>
 }
 
 std::optional<Verdict> compare_outputs(std::string_view name, const std::string& what,
-                                       const Observed& expected, const Observed& actual) {
-  Mismatch m;
-  if (!first_difference(expected, actual, &m)) return std::nullopt;
-  return fail(name,
-              what + " computed " + m.buffer + "[" + std::to_string(m.index) + "] = " + m.actual +
-                  " where " + m.expected + " is expected",
+                                       const Outputs& expected, const Outputs& actual) {
+  SnapshotDifference diff;
+  if (!first_difference(expected, actual, &diff)) return std::nullopt;
+  const Mismatch& m = diff.mismatch;
+  return fail(name, what + " computed " + m.location + " = " + m.actual + " where " + m.expected +
+                        " is expected",
               m);
 }
 
 std::string changed_text(const Mismatch& m) {
-  return m.buffer + "[" + std::to_string(m.index) + "] from " + m.expected + " to " + m.actual;
+  return m.location + " from " + m.expected + " to " + m.actual;
 }
 
-Observed eager_outputs(Subjects& subjects, const Scenario& scenario) {
+Outputs eager_outputs(Subjects& subjects, const Scenario& scenario) {
   Instance& eager = subjects.eager(scenario);
   eager.prepare(scenario);
-  Observed out;
+  Outputs out;
   eager.forward_eager(out);
   return out;
 }
@@ -68,7 +68,7 @@ Scenario follow_up(const Scenario& s, std::int32_t i) {
 }  // namespace properties_detail
 
 Verdict check_outputs_equal(std::string_view property, const std::string& what,
-                            const Observed& expected, const Observed& actual) {
+                            const Outputs& expected, const Outputs& actual) {
   if (auto v = properties_detail::compare_outputs(property, what, expected, actual)) return *v;
   return properties_detail::pass(property);
 }
@@ -93,8 +93,8 @@ std::string format_verdict(const Verdict& v) {
   if (!v.passed) {
     out << "  " << v.message << '\n';
     if (v.mismatch) {
-      out << "  first difference: " << v.mismatch->buffer << '[' << v.mismatch->index
-          << "] expected " << v.mismatch->expected << ", got " << v.mismatch->actual << '\n';
+      out << "  first difference: " << v.mismatch->location << " expected "
+          << v.mismatch->expected << ", got " << v.mismatch->actual << '\n';
     }
     for (const auto& note : v.notes) out << "  " << note << '\n';
   }

@@ -43,7 +43,7 @@ std::optional<IterationOutcome> EngineRunner::step() {
     } else {
       graph.prepare(scenario);
     }
-    Observed replayed, expected;
+    Outputs replayed, expected;
     graph.replay(replayed);
     Instance& eager = harness_.eager(scenario);
     eager.prepare(scenario);

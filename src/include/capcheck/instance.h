@@ -3,7 +3,8 @@
 // and observed as named, typed host copies of its state and outputs. The
 // properties never see buffers, tensors or the subject's kind, so the same
 // capture_preserves_inputs ... runs on any subject that provides an Instance
-// (the op-level subjects through Harness; LibTorch subjects next).
+// (the op-level subjects through Harness, LibTorch subjects through
+// make_torch_subjects in torch_subject.h).
 #pragma once
 
 #include <cstddef>
@@ -17,12 +18,18 @@
 namespace capcheck {
 
 /// The element type of observed values; comparisons are bitwise.
-enum class ElementType : std::uint8_t { kInt32, kInt64, kFloat32, kFloat64, kUInt8, kBool };
+enum class ElementType : std::uint8_t {
+  kInt32, kInt64, kFloat32, kFloat64, kUInt8, kBool, kInt8, kInt16, kFloat16, kBFloat16
+};
 
 /// Bytes per element.
 std::size_t element_size(ElementType type);
-/// The element at `data` as text: "-7", "1.5", "true".
+/// The element at `data` as text: "-7", "1.5", "true", "nan", "-0".
 std::string format_element(ElementType type, const std::byte* data);
+/// "name[3]" for a 1-D (or unshaped) value, "name[0, 3]" for element 3 of a
+/// `[1, N]` one: the row-major index of flat element `index` in `shape`.
+std::string element_location(const std::string& name, const std::vector<std::int64_t>& shape,
+                             std::int64_t index);
 
 /// A named host copy of device values: a persistent buffer, a static input or
 /// an output.
@@ -30,6 +37,8 @@ struct Observed {
   std::string name;
   ElementType type = ElementType::kInt32;
   std::vector<std::byte> bytes;
+  /// The tensor's shape (row-major, contiguous), or empty for a flat buffer.
+  std::vector<std::int64_t> shape;
 
   std::int64_t count() const {
     return static_cast<std::int64_t>(bytes.size() / element_size(type));
@@ -43,18 +52,23 @@ struct Observed {
 /// The persistent state of an instance: one Observed per persistent buffer,
 /// always in the same order.
 using Snapshot = std::vector<Observed>;
+/// What a forward or replay returned: one Observed per output, in order.
+using Outputs = std::vector<Observed>;
 
 /// The first element where two observations differ, with both values as text.
 struct Mismatch {
   std::string buffer;
-  std::int64_t index = 0;
-  std::string expected;  // before capture / eager / reference run
-  std::string actual;    // after capture / replay / other run
+  std::int64_t index = 0;  // flat, row-major
+  std::string expected;    // before capture / eager / reference run
+  std::string actual;      // after capture / replay / other run
+  /// "kv_lens_cuda[3]", "position_ids[0, 3]": the element in its buffer's shape.
+  std::string location;
 };
 
 /// The first element (in buffer order) where `after` differs from `before`,
-/// with the index of its buffer; nullopt when bitwise equal. Both must come
-/// from the same instance's snapshot() (same names, types and sizes).
+/// with the index of its buffer; false when bitwise equal. Both must come
+/// from the same instance's snapshot() (same names, types and sizes), or be
+/// two Outputs of the same forward.
 struct SnapshotDifference {
   std::size_t buffer = 0;
   Mismatch mismatch;
@@ -77,20 +91,30 @@ class Instance {
   virtual void postprocess() = 0;
   /// Warmups and capture of the prepared key, following the subject's protocol.
   virtual void capture() = 0;
-  /// Replays the captured graph on the prepared inputs; `outputs` receives a host copy.
-  virtual void replay(Observed& outputs) = 0;
-  /// One eager forward on the prepared inputs; `outputs` receives a host copy.
-  virtual void forward_eager(Observed& outputs) = 0;
+  /// Replays the captured graph on the prepared inputs; `outputs` receives host copies.
+  virtual void replay(Outputs& outputs) = 0;
+  /// One eager forward on the prepared inputs; `outputs` receives host copies.
+  virtual void forward_eager(Outputs& outputs) = 0;
   /// Host copies of every persistent buffer, reusing `into`'s storage.
   virtual void snapshot(Snapshot& into) = 0;
-  /// Overwrites every static input (what replay must copy in full) with `pattern`.
+  /// Overwrites every static input (what replay must copy in full) with
+  /// `pattern` (repeated over its bytes, for any element type).
   virtual void poison_static_inputs(std::int32_t pattern) = 0;
+
+  /// Keeps the device outputs of the last replay, as the engine that
+  /// returned them would, so that held_outputs() can read them again after
+  /// other work (graph_outputs_survive_other_replays). False when the
+  /// instance cannot (its outputs are not its own per graph).
+  virtual bool hold_outputs() { return false; }
+  /// Host copies of the outputs kept by hold_outputs(), read now.
+  virtual void held_outputs(Outputs& into) { (void)into; }
 
   /// Explanations, optional. Between start_trace() and stop_trace() the
   /// instance may record its device work; explain_change() then names what
   /// last wrote element `index` of snapshot buffer `buffer`, and
-  /// explain_output() what the traced forward or replay read for output
-  /// element `index`. Empty when the instance cannot tell.
+  /// explain_output() what the traced forward or replay read for element
+  /// `index` of output `output` (or what last wrote it). Empty when the
+  /// instance cannot tell.
   virtual void start_trace() {}
   virtual void stop_trace() {}
   virtual std::string explain_change(std::size_t buffer, std::int64_t index) {
@@ -98,7 +122,8 @@ class Instance {
     (void)index;
     return "";
   }
-  virtual std::string explain_output(std::int64_t index) {
+  virtual std::string explain_output(std::size_t output, std::int64_t index) {
+    (void)output;
     (void)index;
     return "";
   }
@@ -115,7 +140,7 @@ class Subjects {
   virtual Instance& eager(const Scenario& scenario) = 0;
   /// The same subject on other devices (what backends_agree compares with).
   virtual std::vector<Subjects*> peer_subjects() = 0;
-  /// The device's name in reports ("sim", "torch", "cuda").
+  /// The device's name in reports ("sim", "torch", "cuda", "emulator").
   virtual std::string device_name() const = 0;
   /// After a property threw out of an open capture: end it, so the next case
   /// starts on a stream that is not capturing.

@@ -66,7 +66,7 @@ Verdict check_capture_preserves_inputs(Instance& graph, const Scenario& scenario
 /// names the first differing element. `what` describes the actual side ("the
 /// replay of iteration 7").
 Verdict check_outputs_equal(std::string_view property, const std::string& what,
-                            const Observed& expected, const Observed& actual);
+                            const Outputs& expected, const Outputs& actual);
 
 /// Runs `property` and turns a BackendError raised by an illegal capture
 /// (invalidated capture, dangling buffer, bad slice) into a failed verdict;
