@@ -15,7 +15,19 @@ void OpInstance::observe(const Slice& slice, Observed& into) {
 void OpInstance::replay(Outputs& outputs) {
   outputs.resize(1);
   outputs[0].name = "logits";
-  observe(subject_->replay(), outputs[0]);
+  replayed_ = subject_->replay();
+  observe(replayed_, outputs[0]);
+}
+
+bool OpInstance::hold_outputs() {
+  held_ = replayed_;
+  return true;
+}
+
+void OpInstance::held_outputs(Outputs& into) {
+  into.resize(1);
+  into[0].name = "logits";
+  observe(held_, into[0]);
 }
 
 void OpInstance::forward_eager(Outputs& outputs) {

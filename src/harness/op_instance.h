@@ -30,6 +30,8 @@ class OpInstance final : public Instance {
   void forward_eager(Outputs& outputs) override;
   void snapshot(Snapshot& into) override;
   void poison_static_inputs(std::int32_t pattern) override;
+  bool hold_outputs() override;
+  void held_outputs(Outputs& into) override;
 
   void start_trace() override;
   void stop_trace() override;
@@ -42,6 +44,8 @@ class OpInstance final : public Instance {
   TracingBackend& backend_;
   Subject* subject_ = nullptr;
   Trace trace_;  // the last traced window of this instance
+  Slice replayed_{};  // what the last replay returned
+  Slice held_{};
 };
 
 }  // namespace capcheck::detail

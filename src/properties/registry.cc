@@ -26,6 +26,10 @@ const std::vector<PropertyInfo>& all_properties() {
       {"static_inputs_fully_copied",
        "a replay's output does not depend on what the static input buffers held before it",
        &static_inputs_fully_copied},
+      {"graph_outputs_survive_other_replays",
+       "what a replay returned is unchanged by a later replay of another key's graph (shared "
+       "pools reuse only memory nothing holds)",
+       &graph_outputs_survive_other_replays},
       {"backends_agree",
        "every buffer and output is bitwise identical across backends after each phase (each "
        "warmup count, capture, first and later replays, eager)",

@@ -2,6 +2,7 @@
 // static_inputs_fully_copied.
 #include <vector>
 
+#include "capcheck/errors.h"
 #include "support.h"
 
 namespace capcheck {
@@ -63,6 +64,39 @@ Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
                                  expected, replayed[static_cast<std::size_t>(i)])) {
       return *v;
     }
+  }
+  return pass(kName);
+}
+
+Verdict graph_outputs_survive_other_replays(Subjects& subjects, const Scenario& scenario) {
+  constexpr std::string_view kName = "graph_outputs_survive_other_replays";
+  const Scenario other = another_key(scenario);
+  subjects.graph(other);  // fitted for both keys (a refit would drop graphs)
+  Instance& graph = subjects.graph(scenario);
+  // Two keys captured one after the other, as an engine's warmup does.
+  graph.prepare(scenario);
+  graph.capture();
+  graph.prepare(other);
+  graph.capture();
+  graph.prepare(scenario);
+  Outputs returned, later;
+  graph.replay(returned);
+  if (!graph.hold_outputs()) {
+    throw UsageError(std::string(kName) + " needs a subject whose instance can hold a replay's "
+                     "outputs (Instance::hold_outputs)");
+  }
+  graph.prepare(other);
+  Outputs discarded;
+  graph.replay(discarded);
+  graph.held_outputs(later);
+  if (auto v = compare_outputs(kName,
+                               "after a replay of key (batch_size=" +
+                                   std::to_string(other.key.batch_size) +
+                                   "), the output an earlier replay returned",
+                               returned, later)) {
+    v->notes.push_back("the two graphs share memory: the second one's replay overwrote what the "
+                       "first one returned (capture rule 6, shared pools)");
+    return *v;
   }
   return pass(kName);
 }

@@ -54,4 +54,9 @@ Outputs eager_outputs(Subjects& subjects, const Scenario& scenario);
 /// whenever `s` is; follow_up(s, 0) is `s`.
 Scenario follow_up(const Scenario& s, std::int32_t i);
 
+/// A valid scenario like `s` with another graph key: one more (non-chunked)
+/// context request of one token, or, at the batch-size limit, one generation
+/// request fewer (or one context fewer).
+Scenario another_key(const Scenario& s);
+
 }  // namespace capcheck::properties_detail

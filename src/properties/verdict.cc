@@ -65,6 +65,53 @@ Scenario follow_up(const Scenario& s, std::int32_t i) {
   return next;
 }
 
+Scenario another_key(const Scenario& s) {
+  Scenario other = s;
+  const std::int32_t plain_contexts = s.num_contexts - s.num_chunked_ctx_requests;
+  auto token_at = [&](std::int32_t seq) {
+    std::int32_t t = 0;
+    for (std::int32_t i = 0; i < seq; ++i) t += s.seq_lens[static_cast<std::size_t>(i)];
+    return static_cast<std::ptrdiff_t>(t);
+  };
+  if (s.key.batch_size < kBatchSizeMax && s.num_tokens() < kTokensMax) {
+    // A one-token context request, after the plain contexts (chunked ones stay last).
+    const std::ptrdiff_t t = token_at(plain_contexts);
+    other.seq_lens.insert(other.seq_lens.begin() + plain_contexts, 1);
+    other.kv_lens.insert(other.kv_lens.begin() + plain_contexts, 1);
+    other.input_ids.insert(other.input_ids.begin() + t, 0);
+    other.position_ids.insert(other.position_ids.begin() + t, 0);
+    other.num_contexts += 1;
+  } else if (s.num_generations > 0) {
+    // Without the last generation request (a dummy when there are any).
+    const std::int32_t g = s.num_generations - 1;
+    const auto width = static_cast<std::ptrdiff_t>(1 + s.key.draft_len);
+    other.num_generations -= 1;
+    other.num_dummy_requests = std::max(0, s.num_dummy_requests - 1);
+    other.seq_lens.pop_back();
+    other.kv_lens.pop_back();
+    other.num_accepted_tokens.pop_back();
+    other.input_ids.resize(other.input_ids.size() - static_cast<std::size_t>(width));
+    other.position_ids.resize(other.position_ids.size() - static_cast<std::size_t>(width));
+    other.previous_pos_id_offsets.resize(static_cast<std::size_t>(g * width));
+    if (s.num_chunked_ctx_requests == 0) other.previous_kv_lens_offsets.pop_back();
+  } else {
+    // Without the first context request.
+    const std::ptrdiff_t width = s.seq_lens[0];
+    other.seq_lens.erase(other.seq_lens.begin());
+    other.kv_lens.erase(other.kv_lens.begin());
+    other.input_ids.erase(other.input_ids.begin(), other.input_ids.begin() + width);
+    other.position_ids.erase(other.position_ids.begin(), other.position_ids.begin() + width);
+    if (plain_contexts == 0) {
+      other.num_chunked_ctx_requests -= 1;
+      other.previous_kv_lens_offsets.erase(other.previous_kv_lens_offsets.begin());
+    }
+    other.num_contexts -= 1;
+  }
+  other.key.batch_size = other.num_seqs();
+  validate(other);
+  return other;
+}
+
 }  // namespace properties_detail
 
 Verdict check_outputs_equal(std::string_view property, const std::string& what,

@@ -42,7 +42,6 @@ class TrtllmSubject final : public Subject {
     ones_ = backend.allocate("ones", std::max(seqs, tokens));
     kv_lens_snapshot_ = backend.allocate("kv_lens_snapshot", seqs);
     logits_ = backend.allocate("logits", tokens);
-    static_logits_ = backend.allocate("static_logits", tokens);
     for (Buffer b : {input_ids_, position_ids_, static_input_ids_, static_position_ids_, seq_lens_,
                      kv_lens_, seq_ids_, pos_offsets_, kv_offsets_, rejected_}) {
       persistent_.push_back(NamedSlice{backend.label(b), whole(b)});
@@ -50,7 +49,7 @@ class TrtllmSubject final : public Subject {
     all_buffers_ = {input_ids_,  position_ids_, static_input_ids_, static_position_ids_,
                     seq_lens_,   kv_lens_,      seq_ids_,          pos_offsets_,
                     kv_offsets_, rejected_,     ones_,             kv_lens_snapshot_,
-                    logits_,     static_logits_};
+                    logits_};
     backend.fill(whole(ones_), 1);
   }
 
@@ -59,6 +58,7 @@ class TrtllmSubject final : public Subject {
     try {
       release_graphs();
       for (Buffer b : all_buffers_) backend_.free(b);
+      for (const auto& entry : static_logits_) backend_.free(entry.second);
     } catch (const std::exception&) {
     }
   }
@@ -66,6 +66,7 @@ class TrtllmSubject final : public Subject {
   void reset() override {
     release_graphs();
     for (Buffer b : all_buffers_) backend_.fill(whole(b), b == ones_ ? 1 : 0);
+    for (const auto& entry : static_logits_) backend_.fill(whole(entry.second), 0);
     prepared_ = false;
   }
 
@@ -145,7 +146,7 @@ class TrtllmSubject final : public Subject {
     }
     for (std::int32_t w = 0; w < scenario_.warmups_count; ++w) {
       backend_.annotate("warmup forward");
-      forward_static();
+      forward_static(key_logits(scenario_.key));
       if (protocol == Protocol::kReference) {
         // Restore everything the forward mutated in place, in reverse order.
         backend_.annotate("warmup restore (draft loop, then postprocess)");
@@ -157,10 +158,13 @@ class TrtllmSubject final : public Subject {
       }
     }
     release_graph(scenario_.key);
+    // Each key's graph writes its own output buffer, as each CUDA graph's
+    // output is its own allocation; kept across reset() (allocated once per key).
+    const Buffer out = key_logits(scenario_.key);
     backend_.annotate("capture forward (recorded)");
     backend_.begin_capture();
     try {
-      forward_static();
+      forward_static(out);
     } catch (...) {
       abandon_capture();
       throw;
@@ -191,7 +195,7 @@ class TrtllmSubject final : public Subject {
     backend_.copy(range(static_position_ids_, 0, copied), range(position_ids_, 0, copied));
     backend_.annotate("graph replay");
     backend_.replay(it->second);
-    return range(static_logits_, 0, num_tokens_);
+    return range(static_logits_.at(key_index(scenario_.key)), 0, num_tokens_);
   }
 
  private:
@@ -241,10 +245,16 @@ class TrtllmSubject final : public Subject {
     return result;
   }
 
-  void forward_static() {
+  void forward_static(Buffer out) {
     update_inputs(static_position_ids_, +1);
-    model(static_input_ids_, static_position_ids_, static_logits_);
+    model(static_input_ids_, static_position_ids_, out);
     draft_loop(+1);
+  }
+
+  Buffer key_logits(const GraphKey& key) {
+    const auto [it, added] = static_logits_.try_emplace(key_index(key), Buffer{});
+    if (added) it->second = backend_.allocate("static_logits", limits_.tokens_max);
+    return it->second;
   }
 
   // One-model speculative decoding's draft loop after the target model:
@@ -297,8 +307,8 @@ class TrtllmSubject final : public Subject {
   Backend& backend_;
   SubjectLimits limits_;
   Buffer input_ids_, position_ids_, static_input_ids_, static_position_ids_, seq_lens_, kv_lens_,
-      seq_ids_, pos_offsets_, kv_offsets_, rejected_, ones_, kv_lens_snapshot_, logits_,
-      static_logits_;
+      seq_ids_, pos_offsets_, kv_offsets_, rejected_, ones_, kv_lens_snapshot_, logits_;
+  std::map<std::int64_t, Buffer> static_logits_;  // per graph key
   std::vector<Buffer> all_buffers_;
   std::vector<NamedSlice> persistent_;
   std::map<std::int64_t, Graph> graphs_;

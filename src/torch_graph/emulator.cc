@@ -17,15 +17,37 @@
 // Replay calls each recorded op again with its recorded arguments, the key
 // excluded, and copies functional results into the recorded outputs, so
 // outputs keep their addresses and in-place updates accumulate.
+//
+// Note [shared pools]
+// ~~~~~~~~~~~~~~~~~~~
+// Graphs captured with one pool id share memory the way the CUDA caching
+// allocator's private pools do: a block that nothing but graphs refers to any
+// more (an intermediate of graph A, or an output of A whose owner dropped
+// every owning tensor, keeping at most a non-owning alias such as a from_blob
+// view of its address) is free, and a later capture into the same pool may
+// hand it out again. Both graphs then write the same memory at replay, so a
+// replay of B overwrites what A returned. A block is free when its tensor is
+// referenced only by the graphs' records and the pool itself, and its storage
+// only by that tensor. Within one capture blocks are never reused (the
+// emulator keeps every intermediate), which is safe: reuse within a graph
+// never changes values.
+//
+// The same ops also serve the WriteTrace: while one is active and no capture
+// is open, the fallback runs each op for real and notes the bytes its written
+// arguments (or its new outputs) cover.
 #include "capcheck/torch_graph.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -33,6 +55,7 @@
 #include <vector>
 
 #include "capcheck/errors.h"
+#include "cuda_graph.h"
 
 namespace capcheck::torch_graph {
 
@@ -127,7 +150,66 @@ void poison(const at::Tensor& t) {
   }
 }
 
-std::atomic<std::uint64_t> g_next_pool{1};
+std::atomic<unsigned long long> g_next_pool{1};
+
+// The bytes a tensor's elements cover, [begin, end); {0, 0} when it has none.
+std::pair<std::uintptr_t, std::uintptr_t> byte_range(const at::Tensor& t) {
+  if (!t.defined() || !t.has_storage() || t.numel() == 0) return {0, 0};
+  std::int64_t low = 0, high = 0;
+  for (std::int64_t d = 0; d < t.dim(); ++d) {
+    const std::int64_t span = (t.size(d) - 1) * t.stride(d);
+    (span < 0 ? low : high) += span;
+  }
+  const auto item = static_cast<std::int64_t>(t.element_size());
+  const auto base = reinterpret_cast<std::uintptr_t>(t.data_ptr());
+  return {base + static_cast<std::uintptr_t>(low * item),
+          base + static_cast<std::uintptr_t>((high + 1) * item)};
+}
+
+thread_local WriteTrace* t_trace = nullptr;
+
+void note_write(WriteTrace& trace, const std::string& op, const at::Tensor& t,
+                const std::string& phase) {
+  const auto [begin, end] = byte_range(t);
+  if (begin == end) return;
+  trace.writes().push_back(WriteTrace::Write{op, phase, begin, end});
+}
+
+// The tensors an op's schema says it writes (self of add_, out= arguments).
+template <typename F>
+void for_each_written(const c10::FunctionSchema& schema, const std::vector<c10::IValue>& arguments,
+                      F&& f) {
+  for (std::size_t j = 0; j < schema.arguments().size() && j < arguments.size(); ++j) {
+    const c10::AliasInfo* info = schema.arguments()[j].alias_info();
+    if (info && info->isWrite()) for_each_tensor(arguments[j], f);
+  }
+}
+
+bool returns_alias(const c10::FunctionSchema& schema) {
+  for (const auto& ret : schema.returns()) {
+    if (ret.alias_info() != nullptr) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+namespace {
+
+// The blocks of every shared pool (Note [shared pools]).
+struct PoolBlock {
+  at::Tensor tensor;       // the pool's own reference
+  std::size_t records = 0;  // references the owning graph's records hold
+  const void* graph = nullptr;
+};
+struct Pools {
+  std::mutex mutex;
+  std::map<MempoolId_t, std::vector<PoolBlock>> blocks;
+};
+Pools& pools() {
+  static Pools* p = new Pools;  // never destroyed: graphs may outlive statics
+  return *p;
+}
 
 }  // namespace
 
@@ -160,6 +242,11 @@ struct CUDAGraph::State {
   };
   std::vector<External> externals;
   bool was_included = false;
+  bool shared_pool = false;  // captured with a pool id the caller gave
+  GraphDevice device = GraphDevice::kEmulator;
+  std::unique_ptr<RealGraph> real;  // kCuda: the at::cuda::CUDAGraph
+  // During capture: blocks of the shared pool handed out to this graph.
+  std::unordered_set<const c10::StorageImpl*> reused;
 
   at::Tensor shadow_of(const at::Tensor& t) {
     if (!t.defined() || !t.has_storage()) return t;
@@ -191,6 +278,88 @@ namespace {
 
 thread_local CUDAGraph::State* t_capturing = nullptr;
 
+// Bytes an empty_strided tensor of this geometry needs.
+std::size_t needed_bytes(const at::Tensor& like) {
+  std::int64_t extent = 1;
+  for (std::int64_t d = 0; d < like.dim(); ++d) {
+    if (like.size(d) == 0) return 0;
+    extent += (like.size(d) - 1) * like.stride(d);
+  }
+  return static_cast<std::size_t>(extent) * like.element_size();
+}
+
+// A new output shaped like `shadow`: a free block of the graph's shared pool
+// when there is one big enough (the smallest such), else new memory
+// (Note [shared pools]).
+at::Tensor allocate_output(CUDAGraph::State& state, const at::Tensor& shadow) {
+  BelowEmulator below;
+  const std::size_t bytes = needed_bytes(shadow);
+  if (state.shared_pool && bytes > 0) {
+    Pools& p = pools();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    PoolBlock* best = nullptr;
+    for (PoolBlock& block : p.blocks[state.pool]) {
+      const c10::TensorImpl* impl = block.tensor.unsafeGetTensorImpl();
+      const c10::StorageImpl* storage = block.tensor.storage().unsafeGetStorageImpl();
+      const bool free = block.graph != &state &&
+                        c10::raw::intrusive_ptr::use_count(const_cast<c10::TensorImpl*>(impl)) ==
+                            block.records + 1 &&
+                        block.tensor.storage().use_count() == 1 && !state.reused.count(storage) &&
+                        !state.shadows.count(storage);
+      const std::size_t size = block.tensor.storage().nbytes();
+      if (free && size >= bytes && (!best || size < best->tensor.storage().nbytes())) best = &block;
+    }
+    if (best) {
+      state.reused.insert(best->tensor.storage().unsafeGetStorageImpl());
+      at::Tensor out = at::empty({0}, shadow.options());
+      out.set_(best->tensor.storage(), 0, shadow.sizes(), shadow.strides());
+      return out;
+    }
+  }
+  return at::empty_strided(shadow.sizes(), shadow.strides(), shadow.options());
+}
+
+// A graph that is reset or destroyed gives its blocks back: nothing of it
+// replays any more.
+void forget_pool_blocks(CUDAGraph::State& state) {
+  if (!state.shared_pool) return;
+  Pools& p = pools();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  auto it = p.blocks.find(state.pool);
+  if (it == p.blocks.end()) return;
+  auto& blocks = it->second;
+  blocks.erase(std::remove_if(blocks.begin(), blocks.end(),
+                              [&](const PoolBlock& b) { return b.graph == &state; }),
+               blocks.end());
+  if (blocks.empty()) p.blocks.erase(it);
+}
+
+// What the WriteTrace sees outside a capture: the op runs for real, and the
+// bytes it wrote are noted.
+void traced_call(WriteTrace& trace, const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const auto& schema = op.schema();
+  const std::size_t argument_count = schema.arguments().size();
+  std::vector<at::Tensor> written;
+  for (std::size_t j = 0; j < argument_count; ++j) {
+    const c10::AliasInfo* info = schema.arguments()[j].alias_info();
+    if (!info || !info->isWrite()) continue;
+    for_each_tensor((*stack)[stack->size() - argument_count + j],
+                    [&](const at::Tensor& t) { written.push_back(t); });
+  }
+  const bool functional = written.empty() && !returns_alias(schema);
+  {
+    BelowEmulator below;
+    op.callBoxed(stack);
+  }
+  const std::string name = op_name(op);
+  for (const at::Tensor& t : written) note_write(trace, name, t, trace.phase());
+  if (functional) {
+    for (const c10::IValue& result : *stack) {
+      for_each_tensor(result, [&](const at::Tensor& t) { note_write(trace, name, t, trace.phase()); });
+    }
+  }
+}
+
 [[noreturn]] void invalidate(CUDAGraph::State& state, const std::string& op, const std::string& why) {
   state.capture = CUDAGraph::State::Capture::kInvalidated;
   state.invalidated_by = op + ": " + why;
@@ -201,7 +370,11 @@ thread_local CUDAGraph::State* t_capturing = nullptr;
 void capture_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   CUDAGraph::State* state = t_capturing;
   const std::string name = op_name(op);
-  if (!state) {  // the key is only ever included by an open capture
+  if (!state) {  // the key is included by an open capture or a trace
+    if (t_trace && !real_capture_active()) {
+      traced_call(*t_trace, op, stack);
+      return;
+    }
     BelowEmulator below;
     op.callBoxed(stack);
     return;
@@ -304,7 +477,7 @@ void capture_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
     for (const c10::IValue& result : shadow_stack) {
       c10::IValue real = map_tensors(result, [&](const at::Tensor& shadow) {
         BelowEmulator below;
-        at::Tensor out = at::empty_strided(shadow.sizes(), shadow.strides(), shadow.options());
+        at::Tensor out = allocate_output(*state, shadow);
         poison(out);
         state->set_shadow(out, shadow);
         return out;
@@ -322,24 +495,128 @@ TORCH_LIBRARY_IMPL(_, TESTING_ONLY_GenericMode, m) {
   m.fallback(torch::CppFunction::makeFromBoxedFunction<&capture_fallback>());
 }
 
-MempoolId_t graph_pool_handle() { return {0, g_next_pool.fetch_add(1)}; }
+GraphDevice default_graph_device() {
+  static const GraphDevice resolved = [] {
+    const char* env = std::getenv("CAPCHECK_GRAPH_DEVICE");
+    const std::string choice = env ? env : "";
+    if (choice == "emulator") return GraphDevice::kEmulator;
+    if (choice == "cuda") return GraphDevice::kCuda;
+    return cuda_graphs_available() ? GraphDevice::kCuda : GraphDevice::kEmulator;
+  }();
+  return resolved;
+}
 
-bool is_current_stream_capturing() { return t_capturing != nullptr; }
+namespace {
+GraphDevice resolve(GraphDevice device) {
+  if (device == GraphDevice::kAuto) device = default_graph_device();
+  if (device == GraphDevice::kCuda) {
+    std::string why;
+    if (!cuda_graphs_available(&why)) {
+      throw_backend_error(BackendErrorKind::kUnavailable, "CUDAGraph", "CUDA graphs: " + why);
+    }
+  }
+  return device;
+}
+}  // namespace
+
+MempoolId_t graph_pool_handle(GraphDevice device) {
+  if (resolve(device) == GraphDevice::kCuda) return real_graph_pool_handle();
+  return {0, g_next_pool.fetch_add(1)};
+}
+
+bool is_current_stream_capturing() { return t_capturing != nullptr || real_capture_active(); }
 
 void synchronize() {
   if (t_capturing) invalidate(*t_capturing, "synchronize", "a device synchronization");
+  real_synchronize();
 }
 
-CUDAGraph::CUDAGraph() : state_(std::make_unique<State>()) {}
+CaptureStream getStreamFromPool(GraphDevice device) {
+  if (resolve(device) == GraphDevice::kCuda) return CaptureStream{real_stream_from_pool()};
+  return CaptureStream{};
+}
+
+StreamGuard::StreamGuard(const CaptureStream& stream) : current_(stream.stream) {
+  if (current_.device_type() == c10::kCUDA) previous_ = enter_real_stream(current_);
+}
+
+StreamGuard::~StreamGuard() {
+  if (current_.device_type() == c10::kCUDA) exit_real_stream(previous_, current_);
+}
+
+BackendErrorKind capture_error_kind(const std::exception& error) {
+  if (const auto* backend = dynamic_cast<const BackendError*>(&error)) return backend->kind();
+  const std::string what = error.what();
+  if (what.find("operation not permitted when stream is capturing") != std::string::npos ||
+      what.find("cudaErrorStreamCaptureUnsupported") != std::string::npos) {
+    return BackendErrorKind::kCaptureUnsupported;
+  }
+  if (what.find("invalidated") != std::string::npos ||
+      what.find("previous error during capture") != std::string::npos ||
+      what.find("cudaErrorStreamCaptureInvalidated") != std::string::npos) {
+    return BackendErrorKind::kCaptureInvalidated;
+  }
+  return BackendErrorKind::kDevice;
+}
+
+WriteTrace::~WriteTrace() {
+  if (active_) stop();
+}
+
+void WriteTrace::start() {
+  if (t_trace && t_trace != this) {
+    throw_backend_error(BackendErrorKind::kIllegalState, "WriteTrace::start",
+                        "another trace is active on this thread");
+  }
+  writes_.clear();
+  if (active_) return;
+  active_ = true;
+  was_included_ = c10::impl::tls_is_dispatch_key_included(kCaptureKey);
+  c10::impl::tls_set_dispatch_key_included(kCaptureKey, true);
+  t_trace = this;
+}
+
+void WriteTrace::stop() {
+  if (!active_) return;
+  active_ = false;
+  if (!t_capturing) c10::impl::tls_set_dispatch_key_included(kCaptureKey, was_included_);
+  t_trace = nullptr;
+}
+
+void annotate(std::string phase) {
+  if (t_trace) t_trace->set_phase(std::move(phase));
+}
+
+const WriteTrace::Write* WriteTrace::last_write(const void* address) const {
+  const auto at = reinterpret_cast<std::uintptr_t>(address);
+  for (auto it = writes_.rbegin(); it != writes_.rend(); ++it) {
+    if (it->begin <= at && at < it->end) return &*it;
+  }
+  return nullptr;
+}
+
+CUDAGraph::CUDAGraph(GraphDevice device) : state_(std::make_unique<State>()) {
+  state_->device = resolve(device);
+}
 
 CUDAGraph::~CUDAGraph() {
   if (t_capturing == state_.get()) {
     c10::impl::tls_set_dispatch_key_included(kCaptureKey, state_->was_included);
     t_capturing = nullptr;
   }
+  forget_pool_blocks(*state_);
 }
 
+GraphDevice CUDAGraph::device() const { return state_->device; }
+
 void CUDAGraph::capture_begin(MempoolId_t pool) {
+  if (state_->device == GraphDevice::kCuda) {
+    if (!state_->real) state_->real = make_real_graph();
+    state_->pool = pool;
+    state_->real->capture_begin(pool);
+    state_->capture = State::Capture::kActive;
+    return;
+  }
   if (t_capturing) {
     throw_backend_error(BackendErrorKind::kCaptureUnsupported, "capture_begin",
                         "this thread is capturing already");
@@ -348,11 +625,14 @@ void CUDAGraph::capture_begin(MempoolId_t pool) {
     throw_backend_error(BackendErrorKind::kIllegalState, "capture_begin",
                         "this graph holds a capture; reset() it first");
   }
+  forget_pool_blocks(*state_);
   state_->ops.clear();
   state_->externals.clear();
   state_->shadows.clear();
+  state_->reused.clear();
   state_->invalidated_by.clear();
-  state_->pool = pool.first == 0 && pool.second == 0 ? graph_pool_handle() : pool;
+  state_->shared_pool = !(pool.first == 0 && pool.second == 0);
+  state_->pool = state_->shared_pool ? pool : graph_pool_handle(GraphDevice::kEmulator);
   state_->capture = State::Capture::kActive;
   state_->was_included = c10::impl::tls_is_dispatch_key_included(kCaptureKey);
   c10::impl::tls_set_dispatch_key_included(kCaptureKey, true);
@@ -360,6 +640,15 @@ void CUDAGraph::capture_begin(MempoolId_t pool) {
 }
 
 void CUDAGraph::capture_end() {
+  if (state_->device == GraphDevice::kCuda) {
+    if (state_->capture != State::Capture::kActive) {
+      throw_backend_error(BackendErrorKind::kIllegalState, "capture_end", "this graph is not capturing");
+    }
+    state_->capture = State::Capture::kNone;
+    state_->real->capture_end();
+    state_->capture = State::Capture::kCaptured;
+    return;
+  }
   if (t_capturing != state_.get()) {
     throw_backend_error(BackendErrorKind::kIllegalState, "capture_end",
                         "this graph is not capturing on this thread");
@@ -367,6 +656,7 @@ void CUDAGraph::capture_end() {
   c10::impl::tls_set_dispatch_key_included(kCaptureKey, state_->was_included);
   t_capturing = nullptr;
   state_->shadows.clear();
+  state_->reused.clear();
   if (state_->capture == State::Capture::kInvalidated) {
     state_->ops.clear();
     state_->capture = State::Capture::kNone;
@@ -407,6 +697,23 @@ void CUDAGraph::capture_end() {
     const auto it = external_index.find(impl->storage().unsafeGetStorageImpl());
     if (it != external_index.end()) state_->externals[it->second].held.emplace_back(impl, ours);
   }
+  if (state_->shared_pool) {
+    // Every output joins the pool, with the references the records hold to
+    // it; a later capture into the pool reuses it once only those remain.
+    Pools& p = pools();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    std::vector<PoolBlock>& blocks = p.blocks[state_->pool];
+    std::unordered_set<const c10::StorageImpl*> known;
+    for (const PoolBlock& b : blocks) known.insert(b.tensor.storage().unsafeGetStorageImpl());
+    for (const auto& r : state_->ops) {
+      for (const auto& o : r.outputs) {
+        for_each_tensor(o, [&](const at::Tensor& t) {
+          if (!known.insert(t.storage().unsafeGetStorageImpl()).second) return;  // reused block
+          blocks.push_back(PoolBlock{t, references[t.unsafeGetTensorImpl()], state_.get()});
+        });
+      }
+    }
+  }
   state_->capture = State::Capture::kCaptured;
 }
 
@@ -439,6 +746,10 @@ void CUDAGraph::replay() {
     throw_backend_error(BackendErrorKind::kIllegalState, "replay",
                         "nothing was captured into this graph");
   }
+  if (state_->device == GraphDevice::kCuda) {
+    state_->real->replay();
+    return;
+  }
   if (t_capturing) {
     throw_backend_error(BackendErrorKind::kCaptureUnsupported, "replay",
                         "a replay while this thread is capturing");
@@ -447,9 +758,22 @@ void CUDAGraph::replay() {
   // since the capture would be dangling memory on a GPU.
   check_externals(*state_);
   BelowEmulator below;
-  for (const auto& r : state_->ops) {
+  WriteTrace* trace = t_trace;
+  for (std::size_t k = 0; k < state_->ops.size(); ++k) {
+    const RecordedOp& r = state_->ops[k];
     torch::jit::Stack stack(r.arguments.begin(), r.arguments.end());
     r.op.callBoxed(&stack);
+    if (trace) {
+      const std::string phase = trace->phase() + " (graph op " + std::to_string(k + 1) + " of " +
+                                std::to_string(state_->ops.size()) + ")";
+      const std::string name = op_name(r.op);
+      auto note = [&](const at::Tensor& t) { note_write(*trace, name, t, phase); };
+      if (r.kind == Kind::kFunctional) {
+        for (const auto& o : r.outputs) for_each_tensor(o, note);
+      } else {
+        for_each_written(r.op.schema(), r.arguments, note);
+      }
+    }
     if (r.kind != Kind::kFunctional) continue;
     for (std::size_t i = 0; i < r.outputs.size() && i < stack.size(); ++i) {
       if (r.outputs[i].isTensor()) {
@@ -467,6 +791,8 @@ void CUDAGraph::reset() {
   if (t_capturing == state_.get()) {
     throw_backend_error(BackendErrorKind::kIllegalState, "reset", "reset while capturing");
   }
+  if (state_->real) state_->real->reset();
+  forget_pool_blocks(*state_);
   state_->ops.clear();
   state_->externals.clear();
   state_->capture = State::Capture::kNone;

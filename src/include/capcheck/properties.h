@@ -51,6 +51,9 @@ Verdict postprocess_inverts_preprocess(Subjects& subjects, const Scenario& scena
 Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario);
 Verdict padding_is_inert(Subjects& subjects, const Scenario& scenario);
 Verdict static_inputs_fully_copied(Subjects& subjects, const Scenario& scenario);
+/// Two keys captured, the first replayed and its outputs kept, the second
+/// replayed: the kept outputs are unchanged (capture rule 6).
+Verdict graph_outputs_survive_other_replays(Subjects& subjects, const Scenario& scenario);
 /// Compares the subjects' device with every peer (Subjects::peer_subjects);
 /// UsageError when there is none.
 Verdict backends_agree(Subjects& subjects, const Scenario& scenario);
