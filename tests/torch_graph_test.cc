@@ -222,5 +222,82 @@ TEST(TorchGraph, PoolsAndCaptureStateHaveTheCudaShape) {
   EXPECT_NE(a.pool(), pool);
 }
 
+// Rule 6 (Note [shared pools]): a graph captured into a shared pool reuses a
+// block of another graph of the pool that nothing but graphs holds any more,
+// here an output whose owner kept only a non-owning alias of its address.
+TEST(TorchGraph, ASharedPoolHandsAnUnheldOutputToTheNextCaptureAndItsReplayOverwritesIt) {
+  const auto pool = torch_graph::graph_pool_handle();
+  at::Tensor x = torch::tensor({1.0f, 2.0f, 3.0f, 4.0f});
+  at::Tensor y = torch::tensor({10.0f, 20.0f, 30.0f, 40.0f});
+  CUDAGraph a, b;
+  a.capture_begin(pool);
+  at::Tensor out_a = x * 2;
+  a.capture_end();
+  // The weak-reference pattern: an alias that does not own the memory.
+  const at::Tensor weak = torch::from_blob(out_a.data_ptr(), {4}, torch::kFloat32);
+  out_a = at::Tensor();
+  b.capture_begin(pool);
+  at::Tensor out_b = y + 100;
+  b.capture_end();
+  EXPECT_EQ(out_b.data_ptr(), weak.data_ptr()) << "the free block was not reused";
+  a.replay();
+  EXPECT_TRUE(torch::equal(weak, x * 2));
+  b.replay();
+  EXPECT_TRUE(torch::equal(weak, y + 100)) << "graph B's replay did not land in A's block: " << weak;
+}
+
+TEST(TorchGraph, AHeldOutputAndPrivatePoolsAreNeverReused) {
+  const auto pool = torch_graph::graph_pool_handle();
+  at::Tensor x = torch::tensor({1.0f, 2.0f});
+  CUDAGraph a, b, c, d;
+  a.capture_begin(pool);
+  at::Tensor held = x * 2;  // the engine keeps it
+  a.capture_end();
+  b.capture_begin(pool);
+  at::Tensor other = x + 1;
+  b.capture_end();
+  EXPECT_NE(other.data_ptr(), held.data_ptr());
+  a.replay();
+  b.replay();
+  EXPECT_TRUE(torch::equal(held, x * 2));
+
+  c.capture_begin();  // private pools
+  at::Tensor out_c = x * 3;
+  c.capture_end();
+  const void* address = out_c.data_ptr();
+  out_c = at::Tensor();
+  d.capture_begin();
+  at::Tensor out_d = x * 4;
+  d.capture_end();
+  EXPECT_NE(out_d.data_ptr(), address);
+}
+
+// The WriteTrace names what last wrote a byte: eager ops as they run, and
+// the recorded ops of an emulated replay with their place in the graph.
+TEST(TorchGraph, AWriteTraceNamesTheLastWriterOfEachByte) {
+  at::Tensor kv = ints({10, 20, 30});
+  CUDAGraph graph;
+  graph.capture_begin();
+  kv.narrow(0, 1, 1).add_(5);
+  graph.capture_end();
+  torch_graph::WriteTrace trace;
+  trace.start();
+  trace.set_phase("eager");
+  kv.narrow(0, 0, 1).sub_(1);
+  trace.set_phase("replay");
+  graph.replay();
+  trace.stop();
+  kv.narrow(0, 2, 1).add_(1);  // not traced
+  const auto* first = trace.last_write(kv.data_ptr<std::int32_t>());
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->op, "aten::sub_.Scalar");
+  EXPECT_EQ(first->phase, "eager");
+  const auto* second = trace.last_write(kv.data_ptr<std::int32_t>() + 1);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->op, "aten::add_.Scalar");
+  EXPECT_EQ(second->phase, "replay (graph op 1 of 1)");
+  EXPECT_EQ(trace.last_write(kv.data_ptr<std::int32_t>() + 2), nullptr);
+}
+
 }  // namespace
 }  // namespace capcheck

@@ -163,6 +163,33 @@ std::unique_ptr<Backend> make_backend(std::string_view name, BackendOptions opti
   throw UsageError("unknown backend " + quote_input(name) + "; known: sim, torch, cuda");
 }
 
+std::vector<std::string> builtin_subjects() {
+#if defined(CAPCHECK_HAVE_TORCH)
+  return {"trtllm", "trtllm-torch", "trtllm-torch-mrope"};
+#else
+  return {"trtllm"};
+#endif
+}
+
+bool is_library_subject(std::string_view subject) {
+  return subject == "trtllm-torch" || subject == "trtllm-torch-mrope";
+}
+
+std::unique_ptr<Subjects> make_library_subjects(std::string_view subject, std::string_view device) {
+  if (!is_library_subject(subject)) {
+    throw UsageError("unknown LibTorch subject " + quote_input(subject) +
+                     "; known: trtllm-torch, trtllm-torch-mrope");
+  }
+#if defined(CAPCHECK_HAVE_TORCH)
+  return torch_module().make_subjects(std::string(subject), std::string(device));
+#else
+  (void)device;
+  throw_backend_error(BackendErrorKind::kUnavailable, "make_library_subjects",
+                      "subject '" + std::string(subject) +
+                          "' needs LibTorch, which was not found at configure time");
+#endif
+}
+
 std::vector<std::string> other_available_backends(std::string_view name) {
   std::vector<std::string> names;
   for (const auto& info : list_backends()) {

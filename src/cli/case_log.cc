@@ -120,8 +120,9 @@ void InFlightFile::write(const std::string& token) {
 }
 
 CaseLog::CaseLog(const std::string& in_flight_path, const std::string& json_path,
-                 double case_timeout_seconds, std::string backend)
+                 double case_timeout_seconds, std::string backend, std::string subject)
     : backend_(std::move(backend)),
+      subject_(std::move(subject)),
       json_path_(json_path),
       case_timeout_seconds_(case_timeout_seconds) {
   if (!in_flight_path.empty() && in_flight_path != "none") {
@@ -202,6 +203,7 @@ void CaseLog::after_case(const CaseEvent& event) {
     line["origin"] = case_origin_name(event.origin);
     line["status"] = event.verdict->passed ? "passed" : "violated";
     line["backend"] = backend_;
+    line["subject"] = subject_;
     line["token"] = token_;
     line["seconds"] = event.seconds;
     if (!event.verdict->passed) line["message"] = event.verdict->message;
@@ -225,7 +227,7 @@ void CaseLog::watch() {
                  "\n--- %s: a case ran longer than --case-timeout %.1f s (a hang); reported as a "
                  "violation\nreproduce: %s\n",
                  case_property_.c_str(), case_timeout_seconds_,
-                 reproduce_command_for_token(case_token_, backend_, case_property_).c_str());
+                 reproduce_command_for_token(case_token_, backend_, case_property_, subject_).c_str());
     std::fflush(stdout);
     std::_Exit(static_cast<int>(ExitCode::kPropertyViolated));
   }

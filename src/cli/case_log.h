@@ -56,7 +56,7 @@ class CaseLog final : public RunObserver {
   /// `case_timeout_seconds`: a case running longer is reported and the
   /// process exits 1 (0: no watchdog).
   CaseLog(const std::string& in_flight_path, const std::string& json_path,
-          double case_timeout_seconds, std::string backend);
+          double case_timeout_seconds, std::string backend, std::string subject);
   ~CaseLog() override;
   CaseLog(const CaseLog&) = delete;
   CaseLog& operator=(const CaseLog&) = delete;
@@ -76,6 +76,7 @@ class CaseLog final : public RunObserver {
 
   std::unique_ptr<InFlightFile> in_flight_;
   std::string backend_;
+  std::string subject_;
   std::string json_path_;
   std::FILE* json_ = nullptr;
   std::string json_error_;

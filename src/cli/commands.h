@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,9 +23,25 @@ namespace capcheck::cli {
 inline constexpr int kCasesMax = 100000000;
 
 struct CommonOptions {
-  std::string backend = "sim";
+  /// Empty until resolved: the subject's default (sim, or emulator for a LibTorch subject).
+  std::string backend;
+  std::string subject = "trtllm";
   std::vector<std::string> properties;
 };
+
+/// What a command runs on: the op-level subject on a backend (a Harness, with
+/// peers for backends_agree), or a LibTorch subject on the emulator or CUDA.
+struct OpenSubjects {
+  std::unique_ptr<Harness> harness;
+  std::unique_ptr<Subjects> library;
+  Subjects& get() { return harness ? *harness : *library; }
+};
+/// Resolves common.backend to the subject's default when it was not given,
+/// refuses a backend the subject does not run on (UsageError), builds the
+/// subjects and gives a Harness its peers when backends_agree is selected
+/// (for a LibTorch subject backends_agree is dropped with a note, or refused
+/// when named).
+OpenSubjects open_subjects(CommonOptions& common, std::vector<const PropertyInfo*>& properties);
 
 struct RunOptions {
   std::string draft_loop = "on";
@@ -91,8 +108,8 @@ CLI::Validator duration(double max);
 void add_common(CLI::App* command, CommonOptions& common);
 
 /// The commands; each returns the process exit code.
-int run_command(const CommonOptions& common, const RunOptions& options);
-int check_scenario(const CommonOptions& common, const Scenario& scenario, bool print_json);
+int run_command(CommonOptions common, const RunOptions& options);
+int check_scenario(CommonOptions common, const Scenario& scenario, bool print_json);
 int simulate_command(const std::string& backend, const SimulateOptions& options);
 int list_command();
 

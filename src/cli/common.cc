@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -16,6 +17,7 @@
 #include "capcheck/errors.h"
 #include "capcheck/token.h"
 #include "capcheck/registry.h"
+#include "capcheck/trtllm_subject.h"
 #include "commands.h"
 
 namespace capcheck::cli {
@@ -180,9 +182,44 @@ CLI::Validator duration(double max) {
       "");
 }
 
+OpenSubjects open_subjects(CommonOptions& common, std::vector<const PropertyInfo*>& properties) {
+  const bool named = !common.properties.empty();
+  OpenSubjects open;
+  if (!is_library_subject(common.subject)) {
+    if (common.backend.empty()) common.backend = "sim";
+    if (common.backend == "emulator") {
+      throw UsageError("--backend emulator runs LibTorch subjects (--subject trtllm-torch); "
+                       "subject " + common.subject + " runs on sim, torch or cuda");
+    }
+    open.harness = std::make_unique<Harness>(make_backend(common.backend), make_trtllm_subject);
+    add_peers(*open.harness, common.backend, properties, named);
+    return open;
+  }
+  if (common.backend.empty()) common.backend = "emulator";
+  open.library = make_library_subjects(common.subject, common.backend);
+  const auto agree = std::find_if(properties.begin(), properties.end(),
+                                  [](const PropertyInfo* p) { return p->name == "backends_agree"; });
+  if (agree != properties.end()) {
+    if (named) {
+      throw UsageError("backends_agree compares backends of the op-level subject; subject " +
+                       common.subject + " has one device per run (compare it with the op-level "
+                       "subject through verdicts_agree, docs/torch-subjects.md)");
+    }
+    std::cout << "backends_agree skipped: subject " << common.subject << " runs on one device\n";
+    properties.erase(agree);
+  }
+  return open;
+}
+
 void add_common(CLI::App* command, CommonOptions& common) {
-  command->add_option("--backend,-b", common.backend, "backend: sim, torch or cuda (see `list`)")
-      ->default_val("sim");
+  command->add_option("--subject", common.subject,
+                      "subject: trtllm (op-level, default) or trtllm-torch / trtllm-torch-mrope "
+                      "(LibTorch; see `list`)")
+      ->default_val("trtllm")
+      ->check(one_of(builtin_subjects()));
+  command->add_option("--backend,-b", common.backend,
+                      "backend: sim (default), torch or cuda; for a LibTorch subject emulator "
+                      "(default) or cuda (see `list`)");
   command->add_option("--property,-p", common.properties,
                       "property to run (repeatable; default: every non-canary property)");
 }

@@ -14,11 +14,12 @@
 namespace capcheck::cli {
 
 // Runs the selected properties once on `scenario` (reproduce and check).
-int check_scenario(const CommonOptions& common, const Scenario& scenario, bool print_json) {
+int check_scenario(CommonOptions common, const Scenario& scenario, bool print_json) {
   auto properties = select_properties(common.properties);
-  Harness harness(make_backend(common.backend), make_trtllm_subject);
+  OpenSubjects open = open_subjects(common, properties);
+  Subjects& subjects = open.get();
+  if (common.subject != "trtllm") std::cout << "subject: " << common.subject << '\n';
   std::cout << "backend: " << common.backend << '\n';
-  add_peers(harness, common.backend, properties, !common.properties.empty());
   std::cout << "scenario: " << summarize(scenario) << '\n';
   if (print_json) std::cout << to_json(scenario) << '\n';
   int violated = 0;
@@ -27,11 +28,11 @@ int check_scenario(const CommonOptions& common, const Scenario& scenario, bool p
       std::cerr << "capcheck: interrupted before " << property->name << '\n';
       return 128 + stop_signal();
     }
-    const Verdict verdict = check_property(*property, harness, scenario);
+    const Verdict verdict = check_property(*property, subjects, scenario);
     std::cout << format_verdict(verdict);
     if (!verdict.passed) {
       ++violated;
-      std::cout << "reproduce: " << reproduce_command(scenario, common.backend, verdict.property)
+      std::cout << "reproduce: " << reproduce_command(scenario, common.backend, verdict.property, common.subject)
                 << '\n';
     }
   }

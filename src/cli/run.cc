@@ -27,13 +27,15 @@ namespace {
 // A ready-to-paste regression: the token line for a regression file, and a
 // GoogleTest that pins the case under the correct protocol.
 void print_regression_draft(const RunResult& failure, const Scenario& scenario,
-                            const std::string& backend) {
+                            const std::string& backend, const std::string& subject) {
   const std::string token = encode_token(scenario);
   std::cout << "regression draft (a line for `capcheck run --regressions DIR`):\n"
             << "  # " << failure.property << " protocol=" << protocol_name(scenario.protocol)
-            << " mutant=" << mutant_name(scenario.mutant) << " found " << today() << '\n'
-            << "  " << token << '\n'
-            << "regression test draft (GoogleTest; holds once the bug is fixed):\n"
+            << " mutant=" << mutant_name(scenario.mutant)
+            << (subject == "trtllm" ? "" : " subject=" + subject) << " found " << today() << '\n'
+            << "  " << token << '\n';
+  if (subject != "trtllm") return;  // the test draft below is the op-level subject's
+  std::cout << "regression test draft (GoogleTest; holds once the bug is fixed):\n"
             << "  TEST(Regression, " << failure.property << "_" << std::hex
             << (fnv1a64(token) & 0xffffffu) << std::dec << ") {\n"
             << "    capcheck::Scenario s = capcheck::decode_token(\"" << token << "\");\n"
@@ -69,7 +71,7 @@ std::string result_word(const RunResult& result) {
 
 }  // namespace
 
-int run_command(const CommonOptions& common, const RunOptions& options) {
+int run_command(CommonOptions common, const RunOptions& options) {
   const auto run_start = std::chrono::steady_clock::now();
   RunConfig config;
   config.cases = options.cases;
@@ -91,10 +93,10 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
     }
     for (const auto& warning : warnings) std::cerr << "capcheck: --regressions: " << warning << '\n';
   }
-  Harness harness(make_backend(common.backend), make_trtllm_subject);
-  add_peers(harness, common.backend, properties, !common.properties.empty());
+  OpenSubjects open = open_subjects(common, properties);
+  Subjects& subjects = open.get();
   cli::CaseLog log(options.in_flight_path, options.json_path, options.case_timeout_seconds,
-                   common.backend);
+                   common.backend, common.subject);
   config.observer = &log;
 
   const bool ci = ci_mode();
@@ -106,9 +108,10 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
                                  : (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy());
   }
   std::cout << fmt::format(
-      "capcheck run: backend={} protocol={} mutant={} draft_loop={} capture={} cases={} "
+      "capcheck run: subject={} backend={} protocol={} mutant={} draft_loop={} capture={} cases={} "
       "seeds={}\n",
-      common.backend, options.protocol, options.mutant, options.draft_loop, options.capture,
+      common.subject, common.backend, options.protocol, options.mutant, options.draft_loop,
+      options.capture,
       options.cases,
       options.seed ? "fixed (--seed)" : ci ? "derived from property names (CI=true)" : "random");
   if (!config.regressions.empty()) {
@@ -134,7 +137,7 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
                            static_cast<double>(properties.size() - i);
     }
     config.seed = seeds[i];
-    const RunResult result = run_property(harness, *properties[i], config);
+    const RunResult result = run_property(subjects, *properties[i], config);
     const bool failed_generated = !result.passed && result.found_by != CaseOrigin::kRegression;
     const int run_cases = result.cases_passed + (failed_generated ? 1 : 0);
     const std::string stopped = result.stopped_by_request  ? "  (interrupted)"
@@ -172,8 +175,9 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
         : failure.stopped_by_request    ? ", shrinking interrupted"
         : failure.stopped_by_deadline   ? ", shrinking stopped by --max-seconds"
                                         : "");
-    std::cout << failure_report(failure.verdict, *failure.counterexample, common.backend);
-    print_regression_draft(failure, *failure.counterexample, common.backend);
+    std::cout << failure_report(failure.verdict, *failure.counterexample, common.backend,
+                                common.subject);
+    print_regression_draft(failure, *failure.counterexample, common.backend, common.subject);
     if (!options.regressions_dir.empty() && failure.found_by != CaseOrigin::kRegression) {
       const Scenario& kept = *failure.counterexample;
       try {
@@ -222,7 +226,7 @@ int run_command(const CommonOptions& common, const RunOptions& options) {
                                result_word(result), result.cases_run());
       if (!result.passed) {
         std::cerr << "    reproduce: "
-                  << reproduce_command(*result.counterexample, common.backend, result.property)
+                  << reproduce_command(*result.counterexample, common.backend, result.property, common.subject)
                   << '\n';
       }
     }

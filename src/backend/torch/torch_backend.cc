@@ -8,13 +8,15 @@
 //   at::cuda::CUDAGraph.
 //
 // This file holds the public functions and the module's entry point
-// (capcheck/detail/torch_module.h).
+// (capcheck/detail/torch_module.h), which also builds the built-in LibTorch
+// subjects (capcheck/torch_subject.h) for the CLI.
 #include "capcheck/torch_backend.h"
 
 #include <string>
 
 #include "capcheck/detail/torch_module.h"
 #include "capcheck/errors.h"
+#include "capcheck/torch_subject.h"
 #include "tensor_store.h"
 #include "torch_detail.h"
 
@@ -65,6 +67,30 @@ const char* torch_backend_description() {
   return description.c_str();
 }
 
+std::unique_ptr<Subjects> make_builtin_torch_subjects(const std::string& subject,
+                                                      const std::string& device) {
+  TrtllmTorchOptions options;
+  if (subject == "trtllm-torch-mrope") {
+    options.mrope = true;
+  } else if (subject != "trtllm-torch") {
+    throw UsageError("unknown LibTorch subject " + quote_input(subject) +
+                     "; known: trtllm-torch, trtllm-torch-mrope");
+  }
+  torch::Device on = torch::kCPU;
+  if (device == "cuda") {
+    std::string why;
+    if (!torch_graph::cuda_graphs_available(&why)) {
+      throw_backend_error(BackendErrorKind::kUnavailable, "make_subjects", "backend 'cuda' for " + subject + ": " + why);
+    }
+    on = torch::kCUDA;
+  } else if (device != "emulator") {
+    throw UsageError("subject " + subject + " runs on backend emulator (CPU tensors, the capture "
+                     "emulator) or cuda (at::cuda::CUDAGraph), not " + quote_input(device));
+  }
+  return make_torch_subjects(
+      [options](const TorchSubjectOptions& o) { return make_trtllm_torch_subject(o, options); }, on);
+}
+
 }  // namespace capcheck
 
 extern "C" CAPCHECK_TORCH_API const capcheck::detail::TorchModule* capcheck_torch_module() {
@@ -73,6 +99,7 @@ extern "C" CAPCHECK_TORCH_API const capcheck::detail::TorchModule* capcheck_torc
     m.make = &capcheck::make_torch_backend;
     m.cuda_available = &capcheck::torch_cuda_available;
     m.description = &capcheck::torch_backend_description;
+    m.make_subjects = &capcheck::make_builtin_torch_subjects;
     return m;
   }();
   return &module;

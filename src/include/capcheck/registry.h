@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "capcheck/backend.h"
+#include "capcheck/instance.h"
 
 namespace capcheck {
 
@@ -30,6 +31,18 @@ std::vector<BackendInfo> list_backends();
 /// (kUnavailable) for a known backend this build or machine cannot run (for
 /// torch: its module cannot be found or loaded; the message says where it looked).
 std::unique_ptr<Backend> make_backend(std::string_view name, BackendOptions options = {});
+
+/// The subjects capcheck has built in: "trtllm" (op-level, on any backend),
+/// and, when LibTorch was found, "trtllm-torch" and "trtllm-torch-mrope" (the
+/// TensorRT-LLM runner in LibTorch, on backend "emulator" or "cuda").
+std::vector<std::string> builtin_subjects();
+/// True for a LibTorch subject (it runs on "emulator" or "cuda").
+bool is_library_subject(std::string_view subject);
+
+/// The Subjects of a built-in LibTorch subject on `device` ("emulator" or
+/// "cuda"). Loads the torch module; UsageError for an unknown subject or
+/// device, BackendError (kUnavailable) when the module or a GPU is missing.
+std::unique_ptr<Subjects> make_library_subjects(std::string_view subject, std::string_view device);
 
 /// The names of the available backends other than `name`, in registry order.
 std::vector<std::string> other_available_backends(std::string_view name);

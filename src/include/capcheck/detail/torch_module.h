@@ -8,18 +8,22 @@
 #include <string>
 
 #include "capcheck/backend.h"
+#include "capcheck/instance.h"
 #include "capcheck/torch_backend.h"
 
 namespace capcheck::detail {
 
 /// Bumped whenever TorchModule changes; the registry refuses another value.
-inline constexpr int kTorchModuleAbi = 1;
+inline constexpr int kTorchModuleAbi = 2;
 
 struct TorchModule {
   int abi = kTorchModuleAbi;
   std::unique_ptr<Backend> (*make)(BackendOptions options, TorchDevice device) = nullptr;
   bool (*cuda_available)(std::string* why) = nullptr;
   const char* (*description)() = nullptr;
+  /// The built-in LibTorch subjects (registry.h: make_library_subjects).
+  std::unique_ptr<Subjects> (*make_subjects)(const std::string& subject,
+                                             const std::string& device) = nullptr;
 };
 
 }  // namespace capcheck::detail
