@@ -547,14 +547,16 @@ StreamGuard::~StreamGuard() {
 BackendErrorKind capture_error_kind(const std::exception& error) {
   if (const auto* backend = dynamic_cast<const BackendError*>(&error)) return backend->kind();
   const std::string what = error.what();
-  if (what.find("operation not permitted when stream is capturing") != std::string::npos ||
-      what.find("cudaErrorStreamCaptureUnsupported") != std::string::npos) {
-    return BackendErrorKind::kCaptureUnsupported;
-  }
+  // CUDA's own words (cudaErrorStreamCaptureInvalidated, ...Unsupported), and
+  // LibTorch's refusals of ops during a capture ("... during CUDA graph capture").
   if (what.find("invalidated") != std::string::npos ||
-      what.find("previous error during capture") != std::string::npos ||
-      what.find("cudaErrorStreamCaptureInvalidated") != std::string::npos) {
+      what.find("previous error during capture") != std::string::npos) {
     return BackendErrorKind::kCaptureInvalidated;
+  }
+  if (what.find("stream is capturing") != std::string::npos ||
+      what.find("CaptureUnsupported") != std::string::npos ||
+      what.find("graph capture") != std::string::npos) {
+    return BackendErrorKind::kCaptureUnsupported;
   }
   return BackendErrorKind::kDevice;
 }
