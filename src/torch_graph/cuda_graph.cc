@@ -16,6 +16,7 @@
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #include <torch/cuda.h>
 #endif
 
@@ -68,8 +69,13 @@ std::unique_ptr<RealGraph> make_real_graph() { return std::make_unique<CudaGraph
 MempoolId_t real_graph_pool_handle() { return at::cuda::graph_pool_handle(); }
 
 bool real_capture_active() {
-  return device_present() &&
-         at::cuda::currentStreamCaptureStatus() != at::cuda::CaptureStatus::None;
+  if (!device_present()) return false;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(c10::cuda::getCurrentCUDAStream().stream(), &status) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return status != cudaStreamCaptureStatusNone;
 }
 
 void real_synchronize() {
