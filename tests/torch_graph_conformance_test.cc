@@ -281,6 +281,12 @@ std::vector<std::vector<torch::Tensor>> captured_run(const Program& program, std
   tg::CUDAGraph graph(d.graphs);
   {
     tg::StreamGuard guard(tg::getStreamFromPool(d.graphs));
+    if (d.graphs == tg::GraphDevice::kCuda) {
+      // A warmup on the capture stream, as PyTorch asks before a capture
+      // (cuBLAS creates its handle on first use, which a capture refuses).
+      State scratch = initial_state(seed, d.device);
+      run_program(program, scratch);
+    }
     graph.capture_begin();
     run_program(program, s);
     graph.capture_end();

@@ -105,7 +105,16 @@ c10::Stream enter_real_stream(const c10::Stream& capture) {
 void exit_real_stream(const c10::Stream& previous, const c10::Stream& capture) {
   const c10::cuda::CUDAStream prev(c10::cuda::CUDAStream::UNCHECKED, previous);
   const c10::cuda::CUDAStream cap(c10::cuda::CUDAStream::UNCHECKED, capture);
-  if (!real_capture_active()) {  // recording an event on a capturing stream would join the graph
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  (void)cudaStreamIsCapturing(cap.stream(), &status);
+  if (status != cudaStreamCaptureStatusNone) {
+    // Left by an exception out of an open capture: end it and drop what it
+    // recorded, or every later CUDA call of this thread would be refused.
+    cudaGraph_t abandoned = nullptr;
+    (void)cudaStreamEndCapture(cap.stream(), &abandoned);
+    if (abandoned) (void)cudaGraphDestroy(abandoned);
+    (void)cudaGetLastError();
+  } else {
     at::cuda::CUDAEvent done;
     done.record(cap);
     done.block(prev);

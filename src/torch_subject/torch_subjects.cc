@@ -72,6 +72,30 @@ const void* element_address(const torch::Tensor& t, std::int64_t index) {
   return static_cast<const char*>(t.data_ptr()) + offset * static_cast<std::int64_t>(t.element_size());
 }
 
+// Runs a call of the subject's code. LibTorch's own errors (c10::Error) come
+// out as BackendError: CUDA's capture errors with their kinds (900, 901), a
+// device failure as kDevice, and any other refusal of the subject's code
+// (a shape or index error) as kInvalidValue, which a property reports as a
+// failed verdict naming the phase.
+template <typename F>
+auto guarded(const char* phase, F&& f) {
+  try {
+    return f();
+  } catch (const BackendError&) {
+    throw;
+  } catch (const UsageError&) {
+    throw;
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    BackendErrorKind kind = torch_graph::capture_error_kind(e);
+    const bool device = what.find("CUDA error") != std::string::npos ||
+                        what.find("CUBLAS") != std::string::npos ||
+                        what.find("out of memory") != std::string::npos;
+    if (kind == BackendErrorKind::kDevice && !device) kind = BackendErrorKind::kInvalidValue;
+    throw_backend_error(kind, phase, std::string("LibTorch raised in the subject's ") + phase + ": " + what);
+  }
+}
+
 class TorchInstance final : public Instance {
  public:
   void bind(TorchSubject& subject) {
@@ -83,28 +107,28 @@ class TorchInstance final : public Instance {
 
   void prepare(const Scenario& scenario) override {
     phase("prepare");
-    subject_->prepare(scenario);
+    guarded("prepare", [&] { subject_->prepare(scenario); });
   }
   void preprocess() override {
     phase("preprocess");
-    subject_->preprocess();
+    guarded("preprocess", [&] { subject_->preprocess(); });
   }
   void postprocess() override {
     phase("postprocess");
-    subject_->postprocess();
+    guarded("postprocess", [&] { subject_->postprocess(); });
   }
   void capture() override {
     phase("capture");
-    subject_->capture();
+    guarded("capture", [&] { subject_->capture(); });
   }
   void replay(Outputs& outputs) override {
     phase("replay");
-    outputs_ = subject_->replay();
+    outputs_ = guarded("replay", [&] { return subject_->replay(); });
     observe(outputs_, outputs);
   }
   void forward_eager(Outputs& outputs) override {
     phase("eager forward");
-    outputs_ = subject_->forward();
+    outputs_ = guarded("forward", [&] { return subject_->forward(); });
     observe(outputs_, outputs);
   }
   void snapshot(Snapshot& into) override { observe(subject_->persistent_tensors(), into); }

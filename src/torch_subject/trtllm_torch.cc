@@ -85,6 +85,12 @@ class TrtllmTorch final : public TorchSubject {
                       .to(options.device);
     stream_ = tg::getStreamFromPool(options.graphs);
     pool_ = tg::graph_pool_handle(options.graphs);
+    if (options.device.is_cuda()) {
+      // cuBLAS creates its handle on first use, which a capture refuses:
+      // the engine's start-up warms it up on the capture stream.
+      tg::StreamGuard on_capture_stream(stream_);
+      (void)projection_.t().matmul(projection_);
+    }
   }
 
   void reset() override {
