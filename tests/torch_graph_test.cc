@@ -288,15 +288,15 @@ TEST(TorchGraph, AWriteTraceNamesTheLastWriterOfEachByte) {
   graph.replay();
   trace.stop();
   kv.narrow(0, 2, 1).add_(1);  // not traced
-  const auto* first = trace.last_write(kv.data_ptr<std::int32_t>());
-  ASSERT_NE(first, nullptr);
+  const auto first = trace.last_write(kv.data_ptr<std::int32_t>());
+  ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->op, "aten::sub_.Scalar");
   EXPECT_EQ(first->phase, "eager");
-  const auto* second = trace.last_write(kv.data_ptr<std::int32_t>() + 1);
-  ASSERT_NE(second, nullptr);
+  const auto second = trace.last_write(kv.data_ptr<std::int32_t>() + 1);
+  ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->op, "aten::add_.Scalar");
   EXPECT_EQ(second->phase, "replay (graph op 1 of 1)");
-  EXPECT_EQ(trace.last_write(kv.data_ptr<std::int32_t>() + 2), nullptr);
+  EXPECT_FALSE(trace.last_write(kv.data_ptr<std::int32_t>() + 2).has_value());
 }
 
 }  // namespace

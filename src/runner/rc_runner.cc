@@ -49,6 +49,11 @@ class CaseRunner {
     } catch (const UsageError&) {
       fatal = std::current_exception();
       return std::nullopt;
+    } catch (const std::exception&) {
+      // Any other exception out of a subject ends the run with its own
+      // message (never a RapidCheck failure without a verdict).
+      fatal = std::current_exception();
+      return std::nullopt;
     }
     event.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     event.verdict = &verdict;
@@ -86,6 +91,18 @@ RunResult run_property(Subjects& subjects, const PropertyInfo& property, const R
   if (config.shrink_tries_max < 0) throw UsageError("--shrink-budget must not be negative");
   const rc::Gen<Scenario> generator = gen_scenario(config.gen);
   CaseRunner runner(subjects, property, config.observer);
+  // Explanations only for the verdicts reported (each failure is re-checked).
+  struct Explanations {
+    Subjects& subjects;
+    explicit Explanations(Subjects& s) : subjects(s) { subjects.set_explanations(false); }
+    ~Explanations() { subjects.set_explanations(true); }
+  } explanations(subjects);
+  auto recheck = [&](const Scenario& scenario) {
+    subjects.set_explanations(true);
+    Verdict v = check_property(property, subjects, scenario);
+    subjects.set_explanations(false);
+    return v;
+  };
 
   RunResult run;
   run.property = std::string(property.name);
@@ -121,7 +138,8 @@ RunResult run_property(Subjects& subjects, const PropertyInfo& property, const R
       run.passed = false;
       run.found_by = CaseOrigin::kRegression;
       run.counterexample = scenario;
-      run.verdict = *verdict;
+      run.verdict = recheck(scenario);
+      CAPCHECK_ASSERT(!run.verdict.passed);
       run.seconds = elapsed();
       return run;
     }
@@ -189,7 +207,7 @@ RunResult run_property(Subjects& subjects, const PropertyInfo& property, const R
       CAPCHECK_ASSERT(last_failure.has_value());
       run.counterexample = last_failure;
       // Re-check the minimal case so the verdict (and its trace notes) belong to it.
-      run.verdict = check_property(property, subjects, *last_failure);
+      run.verdict = recheck(*last_failure);
       CAPCHECK_ASSERT(!run.verdict.passed);
       break;
     }

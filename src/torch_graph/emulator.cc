@@ -168,11 +168,11 @@ std::pair<std::uintptr_t, std::uintptr_t> byte_range(const at::Tensor& t) {
 
 thread_local WriteTrace* t_trace = nullptr;
 
-void note_write(WriteTrace& trace, const std::string& op, const at::Tensor& t,
-                const std::string& phase) {
+void note_write(WriteTrace& trace, const std::string& op, const at::Tensor& t, int graph_op = 0,
+                int graph_ops = 0) {
   const auto [begin, end] = byte_range(t);
   if (begin == end) return;
-  trace.writes().push_back(WriteTrace::Write{op, phase, begin, end});
+  trace.record(WriteTrace::Record{&op, trace.phase_index(), graph_op, graph_ops, begin, end});
 }
 
 // The tensors an op's schema says it writes (self of add_, out= arguments).
@@ -185,11 +185,47 @@ void for_each_written(const c10::FunctionSchema& schema, const std::vector<c10::
   }
 }
 
-bool returns_alias(const c10::FunctionSchema& schema) {
-  for (const auto& ret : schema.returns()) {
-    if (ret.alias_info() != nullptr) return true;
+// What the fallback needs to know of an op, worked out once per operator
+// (schemas live as long as the process): its name, whether it writes an
+// argument, whether a return aliases one, and why it cannot be captured.
+struct OpInfo {
+  std::string name;
+  bool writes = false;
+  bool aliases = false;
+  bool host_read = false;
+  bool random = false;
+  std::string host_return;  // the type of a non-tensor return, if any
+};
+
+const std::set<std::string>& random_ops() {
+  static const std::set<std::string> ops = {
+      "aten::rand", "aten::rand_like", "aten::randn", "aten::randn_like", "aten::randint",
+      "aten::randint_like", "aten::randperm", "aten::bernoulli", "aten::bernoulli_",
+      "aten::multinomial", "aten::normal", "aten::normal_", "aten::uniform_", "aten::random_",
+      "aten::exponential_", "aten::geometric_", "aten::cauchy_", "aten::log_normal_",
+      "aten::poisson", "aten::dropout", "aten::native_dropout", "aten::rrelu",
+      "aten::rrelu_with_noise"};
+  return ops;
+}
+
+const OpInfo& op_info(const c10::OperatorHandle& op) {
+  thread_local std::unordered_map<const c10::FunctionSchema*, OpInfo> cache;
+  const c10::FunctionSchema& schema = op.schema();
+  auto it = cache.find(&schema);
+  if (it != cache.end()) return it->second;
+  OpInfo info;
+  info.name = op_name(op);
+  info.host_read = host_read_ops().count(schema.operator_name().name) > 0;
+  info.random = random_ops().count(schema.operator_name().name) > 0;
+  for (const auto& argument : schema.arguments()) {
+    info.random = info.random || argument.type()->str().find("Generator") != std::string::npos;
+    info.writes = info.writes || (argument.alias_info() && argument.alias_info()->isWrite());
   }
-  return false;
+  for (const auto& ret : schema.returns()) {
+    info.aliases = info.aliases || ret.alias_info() != nullptr;
+    if (!is_tensor_type(ret.type()) && info.host_return.empty()) info.host_return = ret.type()->str();
+  }
+  return cache.emplace(&schema, std::move(info)).first->second;
 }
 
 }  // namespace
@@ -337,25 +373,28 @@ void forget_pool_blocks(CUDAGraph::State& state) {
 // What the WriteTrace sees outside a capture: the op runs for real, and the
 // bytes it wrote are noted.
 void traced_call(WriteTrace& trace, const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const OpInfo& info = op_info(op);
   const auto& schema = op.schema();
   const std::size_t argument_count = schema.arguments().size();
-  std::vector<at::Tensor> written;
-  for (std::size_t j = 0; j < argument_count; ++j) {
-    const c10::AliasInfo* info = schema.arguments()[j].alias_info();
-    if (!info || !info->isWrite()) continue;
-    for_each_tensor((*stack)[stack->size() - argument_count + j],
-                    [&](const at::Tensor& t) { written.push_back(t); });
+  thread_local std::vector<at::Tensor> written;
+  written.clear();
+  if (info.writes) {
+    for (std::size_t j = 0; j < argument_count; ++j) {
+      const c10::AliasInfo* alias = schema.arguments()[j].alias_info();
+      if (!alias || !alias->isWrite()) continue;
+      for_each_tensor((*stack)[stack->size() - argument_count + j],
+                      [&](const at::Tensor& t) { written.push_back(t); });
+    }
   }
-  const bool functional = written.empty() && !returns_alias(schema);
   {
     BelowEmulator below;
     op.callBoxed(stack);
   }
-  const std::string name = op_name(op);
-  for (const at::Tensor& t : written) note_write(trace, name, t, trace.phase());
-  if (functional) {
+  for (const at::Tensor& t : written) note_write(trace, info.name, t);
+  written.clear();
+  if (!info.writes && !info.aliases) {
     for (const c10::IValue& result : *stack) {
-      for_each_tensor(result, [&](const at::Tensor& t) { note_write(trace, name, t, trace.phase()); });
+      for_each_tensor(result, [&](const at::Tensor& t) { note_write(trace, info.name, t); });
     }
   }
 }
@@ -369,7 +408,6 @@ void traced_call(WriteTrace& trace, const c10::OperatorHandle& op, torch::jit::S
 
 void capture_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   CUDAGraph::State* state = t_capturing;
-  const std::string name = op_name(op);
   if (!state) {  // the key is included by an open capture or a trace
     if (t_trace && !real_capture_active()) {
       traced_call(*t_trace, op, stack);
@@ -379,6 +417,8 @@ void capture_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
     op.callBoxed(stack);
     return;
   }
+  const OpInfo& info = op_info(op);
+  const std::string& name = info.name;
   if (state->capture == CUDAGraph::State::Capture::kInvalidated) {
     throw_backend_error(BackendErrorKind::kCaptureInvalidated, name,
                         "operation failed due to a previous error during capture (" +
@@ -386,34 +426,19 @@ void capture_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   }
   const auto& schema = op.schema();
   const std::size_t argument_count = schema.arguments().size();
-  if (host_read_ops().count(schema.operator_name().name)) {
+  if (info.host_read) {
     invalidate(*state, name, "it reads device values on the host (a synchronization)");
   }
-  for (const auto& ret : schema.returns()) {
-    if (!is_tensor_type(ret.type())) {
-      invalidate(*state, name, "it returns a host value (" + ret.type()->str() + ")");
-    }
+  if (!info.host_return.empty()) {
+    invalidate(*state, name, "it returns a host value (" + info.host_return + ")");
   }
-  static const std::set<std::string> random_ops = {
-      "aten::rand", "aten::rand_like", "aten::randn", "aten::randn_like", "aten::randint",
-      "aten::randint_like", "aten::randperm", "aten::bernoulli", "aten::bernoulli_",
-      "aten::multinomial", "aten::normal", "aten::normal_", "aten::uniform_", "aten::random_",
-      "aten::exponential_", "aten::geometric_", "aten::cauchy_", "aten::log_normal_",
-      "aten::poisson", "aten::dropout", "aten::native_dropout", "aten::rrelu",
-      "aten::rrelu_with_noise"};
-  bool random = random_ops.count(schema.operator_name().name) > 0;
-  bool writes = false;
-  for (const auto& argument : schema.arguments()) {
-    random = random || argument.type()->str().find("Generator") != std::string::npos;
-    writes = writes || (argument.alias_info() && argument.alias_info()->isWrite());
-  }
-  if (random) {
+  if (info.random) {
     invalidate(*state, name,
                "random number generation is not modelled by the capture emulator (stub it, or "
                "draw the values before the capture)");
   }
-  bool aliases = false;
-  for (const auto& ret : schema.returns()) aliases = aliases || ret.alias_info() != nullptr;
+  const bool writes = info.writes;
+  const bool aliases = info.aliases;
 
   std::vector<c10::IValue> arguments(stack->end() - static_cast<std::ptrdiff_t>(argument_count),
                                      stack->end());
@@ -570,7 +595,8 @@ void WriteTrace::start() {
     throw_backend_error(BackendErrorKind::kIllegalState, "WriteTrace::start",
                         "another trace is active on this thread");
   }
-  writes_.clear();
+  records_.clear();
+  phases_.clear();
   if (active_) return;
   active_ = true;
   was_included_ = c10::impl::tls_is_dispatch_key_included(kCaptureKey);
@@ -589,12 +615,23 @@ void annotate(std::string phase) {
   if (t_trace) t_trace->set_phase(std::move(phase));
 }
 
-const WriteTrace::Write* WriteTrace::last_write(const void* address) const {
+std::uint32_t WriteTrace::phase_index() {
+  if (phases_.empty() || phases_.back() != phase_) phases_.push_back(phase_);
+  return static_cast<std::uint32_t>(phases_.size() - 1);
+}
+
+std::optional<WriteTrace::Write> WriteTrace::last_write(const void* address) const {
   const auto at = reinterpret_cast<std::uintptr_t>(address);
-  for (auto it = writes_.rbegin(); it != writes_.rend(); ++it) {
-    if (it->begin <= at && at < it->end) return &*it;
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+    if (it->begin > at || at >= it->end) continue;
+    Write write{*it->op, phases_[it->phase], it->begin, it->end};
+    if (it->graph_ops > 0) {
+      write.phase += " (graph op " + std::to_string(it->graph_op) + " of " +
+                     std::to_string(it->graph_ops) + ")";
+    }
+    return write;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 CUDAGraph::CUDAGraph(GraphDevice device) : state_(std::make_unique<State>()) {
@@ -766,10 +803,9 @@ void CUDAGraph::replay() {
     torch::jit::Stack stack(r.arguments.begin(), r.arguments.end());
     r.op.callBoxed(&stack);
     if (trace) {
-      const std::string phase = trace->phase() + " (graph op " + std::to_string(k + 1) + " of " +
-                                std::to_string(state_->ops.size()) + ")";
-      const std::string name = op_name(r.op);
-      auto note = [&](const at::Tensor& t) { note_write(*trace, name, t, phase); };
+      const int ops = static_cast<int>(state_->ops.size());
+      const std::string& name = op_info(r.op).name;
+      auto note = [&](const at::Tensor& t) { note_write(*trace, name, t, static_cast<int>(k) + 1, ops); };
       if (r.kind == Kind::kFunctional) {
         for (const auto& o : r.outputs) for_each_tensor(o, note);
       } else {

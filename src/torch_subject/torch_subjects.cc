@@ -44,14 +44,17 @@ void observe(const std::vector<NamedTensor>& tensors, std::vector<Observed>& int
     o.shape.assign(t.sizes().begin(), t.sizes().end());
     o.bytes.resize(static_cast<std::size_t>(t.numel()) * t.element_size());
     on_host = on_host && t.device().is_cpu();
-    flat.push_back(t.contiguous().reshape({-1}).view(torch::kUInt8));
   }
   if (on_host) {
-    for (std::size_t k = 0; k < flat.size(); ++k) {
-      if (!into[k].bytes.empty()) std::memcpy(into[k].bytes.data(), flat[k].data_ptr(), into[k].bytes.size());
+    for (std::size_t k = 0; k < tensors.size(); ++k) {
+      if (into[k].bytes.empty()) continue;
+      const torch::Tensor& t = tensors[k].tensor;
+      const torch::Tensor c = t.is_contiguous() ? t : t.contiguous();
+      std::memcpy(into[k].bytes.data(), c.data_ptr(), into[k].bytes.size());
     }
     return;
   }
+  for (const NamedTensor& n : tensors) flat.push_back(n.tensor.contiguous().reshape({-1}).view(torch::kUInt8));
   const torch::Tensor all = torch::cat(flat).to(torch::kCPU);
   const auto* bytes = static_cast<const std::byte*>(all.data_ptr());
   std::size_t at = 0;
@@ -79,6 +82,7 @@ const void* element_address(const torch::Tensor& t, std::int64_t index) {
 // failed verdict naming the phase.
 template <typename F>
 auto guarded(const char* phase, F&& f) {
+  torch::NoGradGuard no_grad;  // engines run their forwards without autograd
   try {
     return f();
   } catch (const BackendError&) {
@@ -152,13 +156,17 @@ class TorchInstance final : public Instance {
   }
   void held_outputs(Outputs& into) override { observe(held_, into); }
 
-  void start_trace() override { trace_.start(); }
+  void start_trace() override {
+    if (explanations_) trace_.start();
+  }
+  void set_explanations(bool on) { explanations_ = on; }
   void stop_trace() override { trace_.stop(); }
 
   std::string explain_change(std::size_t buffer, std::int64_t index) override {
+    if (!explanations_) return "";
     const std::vector<NamedTensor> tensors = subject_->persistent_tensors();
     if (buffer >= tensors.size()) return "";
-    const auto* write = trace_.last_write(element_address(tensors[buffer].tensor, index));
+    const auto write = trace_.last_write(element_address(tensors[buffer].tensor, index));
     if (!write) return "";
     const torch::Tensor& t = tensors[buffer].tensor;
     return "last write to " +
@@ -167,11 +175,11 @@ class TorchInstance final : public Instance {
   }
 
   std::string explain_output(std::size_t output, std::int64_t index) override {
-    if (output >= outputs_.size()) return "";
+    if (!explanations_ || output >= outputs_.size()) return "";
     const torch::Tensor& t = outputs_[output].tensor;
     const std::string where =
         element_location(outputs_[output].name, {t.sizes().begin(), t.sizes().end()}, index);
-    const auto* write = trace_.last_write(element_address(t, index));
+    const auto write = trace_.last_write(element_address(t, index));
     if (!write) return where + " (no traced op wrote it)";
     return where + " in " + write->op + " during " + write->phase;
   }
@@ -185,6 +193,7 @@ class TorchInstance final : public Instance {
   std::vector<NamedTensor> outputs_;  // of the last forward or replay
   std::vector<NamedTensor> held_;
   torch_graph::WriteTrace trace_;
+  bool explanations_ = true;
 };
 
 class TorchSubjects final : public Subjects {
@@ -202,6 +211,10 @@ class TorchSubjects final : public Subjects {
   Instance& eager(const Scenario& scenario) override { return fitted(scenario, eager_, eager_instance_); }
   std::vector<Subjects*> peer_subjects() override { return {}; }
   std::string device_name() const override { return name_; }
+  void set_explanations(bool on) override {
+    graph_instance_.set_explanations(on);
+    eager_instance_.set_explanations(on);
+  }
   void abandon_capture() override {
     // Resetting releases the subject's graphs, which ends an open capture.
     if (graph_) graph_->reset();

@@ -145,6 +145,11 @@ class Subjects {
   /// After a property threw out of an open capture: end it, so the next case
   /// starts on a stream that is not capturing.
   virtual void abandon_capture() = 0;
+  /// Whether verdicts should carry explanations (Instance::explain_*). On by
+  /// default; a runner turns them off while it searches and shrinks, and on
+  /// for the one re-check whose verdict it reports, where tracing costs (the
+  /// LibTorch subjects' WriteTrace).
+  virtual void set_explanations(bool on) { (void)on; }
 };
 
 }  // namespace capcheck

@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -124,15 +125,25 @@ class WriteTrace {
   /// Labels the writes that follow ("capture", "replay").
   void set_phase(std::string phase) { phase_ = std::move(phase); }
   const std::string& phase() const { return phase_; }
-  /// The last write that covered the byte at `address`, or nullptr.
-  const Write* last_write(const void* address) const;
-  std::vector<Write>& writes() { return writes_; }
+  /// The last write that covered the byte at `address`, if any.
+  std::optional<Write> last_write(const void* address) const;
+
+  /// What the emulator records per write (formatted only by last_write()).
+  struct Record {
+    const std::string* op;  // the operator's name, alive for the process
+    std::uint32_t phase;
+    int graph_op, graph_ops;  // k of n for a replayed graph op, else 0
+    std::uintptr_t begin, end;
+  };
+  void record(const Record& r) { records_.push_back(r); }
+  std::uint32_t phase_index();
 
  private:
   bool active_ = false;
   bool was_included_ = false;
   std::string phase_;
-  std::vector<Write> writes_;
+  std::vector<std::string> phases_;
+  std::vector<Record> records_;
 };
 
 /// Labels what the active WriteTrace of this thread records next ("warmup
