@@ -87,11 +87,6 @@ struct Bare {
                               torch::remainder(rows, 7)}, 1).to(d);
     projection = torch::cat({torch::eye(7), torch::ones({7, 1})}, 1).to(d);
   }
-  static void put(const torch::Tensor& dst, const std::vector<std::int32_t>& v) {
-    if (v.empty()) return;
-    const auto n = static_cast<std::int64_t>(v.size());
-    dst.narrow(0, 0, n).copy_(torch::from_blob(const_cast<std::int32_t*>(v.data()), {n}, torch::kInt32));
-  }
   void prepare(const Scenario& scenario) {
     s = scenario;
     tokens = s.num_tokens();
@@ -100,14 +95,22 @@ struct Bare {
     for (std::int32_t q = 0; q < s.num_seqs(); ++q) ids.insert(ids.end(), static_cast<std::size_t>(s.seq_lens[q]), q);
     std::vector<std::int32_t> rej(static_cast<std::size_t>(s.num_generations));
     for (std::size_t g = 0; g < rej.size(); ++g) rej[g] = s.key.draft_len - s.num_accepted_tokens[g];
-    put(input_ids, s.input_ids);
-    put(positions[0], s.position_ids);
-    put(kv, s.kv_lens);
-    put(seq_ids, ids);
-    put(pos_off, s.previous_pos_id_offsets);
-    put(kv_off, s.previous_kv_lens_offsets);
-    put(rejected, rej);
+    // One host-to-device copy, then a device copy per tensor (as the runner does).
+    const std::pair<torch::Tensor, const std::vector<std::int32_t>*> fields[] = {
+        {input_ids, &s.input_ids}, {positions[0], &s.position_ids}, {kv, &s.kv_lens}, {seq_ids, &ids},
+        {pos_off, &s.previous_pos_id_offsets}, {kv_off, &s.previous_kv_lens_offsets}, {rejected, &rej}};
+    staging.clear();
+    for (const auto& f : fields) staging.insert(staging.end(), f.second->begin(), f.second->end());
+    const torch::Tensor staged =
+        torch::from_blob(staging.data(), {static_cast<std::int64_t>(staging.size())}, torch::kInt32).to(kv.device());
+    std::int64_t at = 0;
+    for (const auto& [t, v] : fields) {
+      const auto n = static_cast<std::int64_t>(v->size());
+      if (n > 0) t.narrow(0, 0, n).copy_(staged.narrow(0, at, n));
+      at += n;
+    }
   }
+  std::vector<std::int32_t> staging;
   void update(const torch::Tensor& pos, int sign) {
     auto apply = [&](torch::Tensor d, const torch::Tensor& src) {
       if (d.numel() == 0) return;

@@ -80,11 +80,8 @@ bool real_capture_active() {
 
 void real_synchronize() {
   if (!device_present()) return;
-  if (real_capture_active()) {
-    // CUDA would invalidate the capture; refuse as it reports it.
-    throw_backend_error(BackendErrorKind::kCaptureUnsupported, "synchronize",
-                        "operation not permitted when stream is capturing: a device synchronization");
-  }
+  // During a capture CUDA refuses it (900) and invalidates the capture, so
+  // that capture_end() then fails (901), as the emulator models it.
   as_backend_error("synchronize", [] { c10::cuda::device_synchronize(); });
 }
 

@@ -117,24 +117,35 @@ class TrtllmTorch final : public TorchSubject {
     for (std::int32_t seq = 0; seq < s.num_seqs(); ++seq) {
       seq_ids.insert(seq_ids.end(), static_cast<std::size_t>(s.seq_lens[seq]), seq);
     }
-    upload(input_ids_, s.input_ids);
-    for (std::int64_t row = 0; row < position_ids_.size(0); ++row) {
-      upload(position_ids_[row].reshape({-1}), s.position_ids);
-    }
-    upload(seq_lens_, s.seq_lens);
-    // attn_metadata.prepare() rewrites kv_lens_cuda from host every iteration;
-    // the mutant skips it when the key's graph already exists.
-    const bool skip_kv_rewrite =
-        s.mutant == Mutant::kReplayWithoutPrepare && graphs_.count(key_index(s.key)) > 0;
-    if (!skip_kv_rewrite) upload(kv_lens_, s.kv_lens);
-    upload(seq_ids_, seq_ids);
-    upload(pos_offsets_, s.previous_pos_id_offsets);
-    upload(kv_offsets_, s.previous_kv_lens_offsets);
     std::vector<std::int32_t> rejected(static_cast<std::size_t>(s.num_generations));
     for (std::size_t g = 0; g < rejected.size(); ++g) {
       rejected[g] = s.key.draft_len - s.num_accepted_tokens[g];
     }
-    upload(rejected_, rejected);
+    // attn_metadata.prepare() rewrites kv_lens_cuda from host every iteration;
+    // the mutant skips it when the key's graph already exists.
+    const bool skip_kv_rewrite =
+        s.mutant == Mutant::kReplayWithoutPrepare && graphs_.count(key_index(s.key)) > 0;
+    // Every field in one host-to-device copy (one synchronization on a GPU),
+    // then a device copy into each tensor.
+    std::vector<std::pair<torch::Tensor, const std::vector<std::int32_t>*>> fields = {
+        {input_ids_, &s.input_ids}, {seq_lens_, &s.seq_lens}, {seq_ids_, &seq_ids},
+        {pos_offsets_, &s.previous_pos_id_offsets}, {kv_offsets_, &s.previous_kv_lens_offsets},
+        {rejected_, &rejected}};
+    for (std::int64_t row = 0; row < position_ids_.size(0); ++row) {
+      fields.emplace_back(position_ids_[row].reshape({-1}), &s.position_ids);
+    }
+    if (!skip_kv_rewrite) fields.emplace_back(kv_lens_, &s.kv_lens);
+    staging_.clear();
+    for (const auto& field : fields) staging_.insert(staging_.end(), field.second->begin(), field.second->end());
+    const torch::Tensor staged =
+        torch::from_blob(staging_.data(), {static_cast<std::int64_t>(staging_.size())}, torch::kInt32)
+            .to(options_.device);
+    std::int64_t at = 0;
+    for (const auto& [tensor, values] : fields) {
+      const auto n = static_cast<std::int64_t>(values->size());
+      if (n > 0) tensor.narrow(0, 0, n).copy_(staged.narrow(0, at, n));
+      at += n;
+    }
     prepared_ = true;
   }
 
@@ -251,14 +262,6 @@ class TrtllmTorch final : public TorchSubject {
     if (!prepared_) throw UsageError(std::string(call) + " called before prepare()");
   }
 
-  // dst[0:n] = values, from host.
-  static void upload(const torch::Tensor& dst, const std::vector<std::int32_t>& values) {
-    if (values.empty()) return;
-    const auto n = static_cast<std::int64_t>(values.size());
-    dst.narrow(0, 0, n).copy_(
-        torch::from_blob(const_cast<std::int32_t*>(values.data()), {n}, torch::kInt32));
-  }
-
   // _preprocess_inputs (sign +1) and _postprocess_inputs (sign -1) on the
   // given position ids; the slice bounds are host values, baked at capture.
   void update_inputs(const torch::Tensor& position_ids, int sign) {
@@ -342,6 +345,7 @@ class TrtllmTorch final : public TorchSubject {
   bool prepared_ = false;
   std::int64_t num_tokens_ = 0;
   std::int64_t num_ctx_tokens_ = 0;
+  std::vector<std::int32_t> staging_;  // prepare()'s one upload
 };
 
 }  // namespace
