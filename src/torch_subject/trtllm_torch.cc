@@ -48,19 +48,31 @@ class TrtllmTorch final : public TorchSubject {
     CAPCHECK_ASSERT(options.seqs_max >= 1 && options.tokens_max >= 1);
     const auto i32 = torch::TensorOptions().dtype(torch::kInt32).device(options.device);
     const std::int64_t T = options.tokens_max, S = options.seqs_max;
+    const std::int64_t position_rows = trtllm.mrope ? 3 : 1;
     const std::vector<std::int64_t> positions =
         trtllm.mrope ? std::vector<std::int64_t>{3, 1, T} : std::vector<std::int64_t>{1, T};
-    input_ids_ = torch::zeros({T}, i32);
-    position_ids_ = torch::zeros(positions, i32);
-    static_input_ids_ = torch::zeros({T}, i32);
-    static_position_ids_ = torch::zeros(positions, i32);
-    seq_lens_ = torch::zeros({S}, i32);
-    kv_lens_ = torch::zeros({S}, i32);
-    seq_ids_ = torch::zeros({T}, i32);
-    pos_offsets_ = torch::zeros({T}, i32);
-    kv_offsets_ = torch::zeros({S}, i32);
-    rejected_ = torch::zeros({S}, i32);
-    kv_snapshot_ = torch::zeros({S}, i32);
+    // Every int32 tensor is a view of one arena, so reset() is one fill.
+    arena_ = torch::zeros({T * (4 + 2 * position_rows) + S * 5}, i32);
+    std::int64_t at = 0;
+    auto take = [&](std::vector<std::int64_t> shape) {
+      std::int64_t n = 1;
+      for (auto d : shape) n *= d;
+      torch::Tensor view = arena_.narrow(0, at, n).view(shape);
+      at += n;
+      return view;
+    };
+    input_ids_ = take({T});
+    position_ids_ = take(positions);
+    static_input_ids_ = take({T});
+    static_position_ids_ = take(positions);
+    seq_lens_ = take({S});
+    kv_lens_ = take({S});
+    seq_ids_ = take({T});
+    pos_offsets_ = take({T});
+    kv_offsets_ = take({S});
+    rejected_ = take({S});
+    kv_snapshot_ = take({S});
+    CAPCHECK_ASSERT(at == arena_.numel());
     persistent_ = {{"input_ids", input_ids_},
                    {"position_ids", position_ids_},
                    {"static_input_ids", static_input_ids_},
@@ -84,21 +96,28 @@ class TrtllmTorch final : public TorchSubject {
     projection_ = torch::cat({torch::eye(features, f32), torch::ones({features, 1}, f32)}, 1)
                       .to(options.device);
     stream_ = tg::getStreamFromPool(options.graphs);
+    // One memory pool for every key and every reset(), as CUDAGraphRunner
+    // keeps its pool for the runner's life: the blocks of released graphs
+    // return to it and the next captures take them again.
     pool_ = tg::graph_pool_handle(options.graphs);
     if (options.device.is_cuda()) {
-      // cuBLAS creates its handle on first use, which a capture refuses:
-      // the engine's start-up warms it up on the capture stream.
       tg::StreamGuard on_capture_stream(stream_);
+      // cuBLAS creates its handle and workspace on first use, which a capture
+      // refuses: the engine's start-up warms it up on the capture stream.
       (void)projection_.t().matmul(projection_);
+      // A pool whose every graph is gone cannot be captured into again
+      // (LibTorch's allocator asserts): one graph in it is kept for the
+      // subject's life.
+      pool_owner_ = std::make_unique<tg::CUDAGraph>(options.graphs);
+      pool_owner_->capture_begin(pool_);
+      (void)(kv_snapshot_ + 0);
+      pool_owner_->capture_end();
     }
   }
 
   void reset() override {
     graphs_.clear();
-    for (auto& [name, t] : persistent_) t.zero_();
-    kv_snapshot_.zero_();
-    // A new pool: one whose every graph is gone is not reused.
-    pool_ = tg::graph_pool_handle(options_.graphs);
+    arena_.zero_();
     prepared_ = false;
   }
 
@@ -336,7 +355,9 @@ class TrtllmTorch final : public TorchSubject {
   TrtllmTorchOptions trtllm_;
   torch::Tensor input_ids_, position_ids_, static_input_ids_, static_position_ids_, seq_lens_,
       kv_lens_, seq_ids_, pos_offsets_, kv_offsets_, rejected_, kv_snapshot_;
+  torch::Tensor arena_;
   torch::Tensor embedding_, projection_;
+  std::unique_ptr<tg::CUDAGraph> pool_owner_;  // CUDA: keeps pool_ usable
   std::vector<NamedTensor> persistent_;
   tg::CaptureStream stream_;
   tg::MempoolId_t pool_{0, 0};
