@@ -15,7 +15,7 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/src/include/capcheck ${PROJECT_SOURCE_DI
 
 get_property(_capcheck_layers GLOBAL PROPERTY CAPCHECK_LAYERS)
 set(_capcheck_targets ${_capcheck_layers} capcheck_sim)
-foreach(target IN ITEMS capcheck_gtest_main capcheck_cuda capcheck_torch_graph)
+foreach(target IN ITEMS capcheck_gtest_main capcheck_cuda capcheck_torch_graph capcheck_torch_subject)
   if(TARGET ${target})
     list(APPEND _capcheck_targets ${target})
   endif()

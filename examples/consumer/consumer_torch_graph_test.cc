@@ -9,7 +9,7 @@ namespace {
 
 TEST(Consumer, EmulatedCaptureAndReplayOfLibTorchCode) {
   at::Tensor kv_lens = torch::tensor({12, 22}, torch::kInt32);
-  capcheck::torch_graph::CUDAGraph graph;
+  capcheck::torch_graph::CUDAGraph graph(capcheck::torch_graph::GraphDevice::kEmulator);
   graph.capture_begin();
   kv_lens.add_(1);
   graph.capture_end();
