@@ -76,6 +76,35 @@ TEST(Cli, ReferencePassesEveryPropertyAtAThousandCases) {
       << o.output;
 }
 
+// The LibTorch runner on the capture emulator: the op-level minimum, shapes in
+// the report, the op that last wrote the element, a reproduce line naming the subject.
+TEST(Cli, TheLibTorchSubjectIsViolatedUnderSeedPrAndReproducesByItsToken) {
+  if (!torch_built()) GTEST_SKIP() << "LibTorch not built";
+  const Outcome o = capcheck("run --subject trtllm-torch --protocol seed-pr --seed 5 --cases 300 "
+                             "-p capture_preserves_inputs -p first_replay_matches_eager");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_CONTAINS(o.output, "capcheck run: subject=trtllm-torch backend=emulator");
+  EXPECT_CONTAINS(o.output, "first difference: static_position_ids[0, 0] expected 0, got -1");
+  EXPECT_CONTAINS(o.output, "last write to static_position_ids[0, 0]: aten::sub_.Tensor during "
+                            "postprocess after capture");
+  EXPECT_CONTAINS(o.output, "first difference: logits[0, 6] expected 1, got 2");
+  EXPECT_CONTAINS(o.output, "--subject trtllm-torch --property capture_preserves_inputs");
+  const std::string token = token_in(o.output);
+  ASSERT_FALSE(token.empty()) << o.output;
+  const Outcome op_level = capcheck("run --protocol seed-pr --seed 5 --cases 300 -p capture_preserves_inputs");
+  EXPECT_EQ(token_in(op_level.output), token) << "the two subjects shrank to different scenarios";
+  const Outcome again = capcheck("reproduce " + token + " --subject trtllm-torch");
+  EXPECT_EQ(again.exit_code, 1) << again.output;
+  EXPECT_CONTAINS(again.output, "subject: trtllm-torch");
+
+  const Outcome wrong = capcheck("run --subject trtllm-torch --backend sim --cases 1");
+  EXPECT_EQ(wrong.exit_code, 2) << wrong.output;
+  EXPECT_CONTAINS(wrong.output, "runs on backend emulator");
+  const Outcome unknown = capcheck("run --subject nope --cases 1");
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.output;
+  EXPECT_CONTAINS(unknown.output, "trtllm-torch");
+}
+
 TEST(Cli, SeedPrIsViolatedWithAMinimalScenarioAndAReproduceLine) {
   const Outcome o = capcheck("run --protocol seed-pr --draft-loop off --seed 5");
   EXPECT_EQ(o.exit_code, 1) << o.output;

@@ -9,6 +9,15 @@
 namespace capcheck::cli {
 
 int list_command() {
+  std::cout << "subjects (--subject):\n";
+  for (const auto& subject : builtin_subjects()) {
+    const char* what = subject == "trtllm"
+                           ? "TensorRT-LLM's capture path as op-level device ops (backends sim, torch, cuda)"
+                       : subject == "trtllm-torch"
+                           ? "the same runner in LibTorch (backends emulator, cuda; docs/torch-subjects.md)"
+                           : "the LibTorch runner with mrope position ids [3, 1, N] (backends emulator, cuda)";
+    std::cout << fmt::format("  {:<20} {}\n", subject, what);
+  }
   std::cout << "backends:\n";
   for (const auto& b : list_backends()) {
     std::cout << fmt::format("  {:<8} {:<13} {}\n", b.name,
