@@ -11,16 +11,12 @@
 #include "capcheck/trtllm_subject.h"
 #include "capcheck/detail/model.h"
 #include "capcheck/errors.h"
+#include "support/test_data.h"
 
 namespace capcheck {
 namespace {
 
-std::string data_file(const std::string& name) {
-  std::ifstream in(std::string(CAPCHECK_TEST_DATA) + "/" + name);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using test::data_file;
 
 const NamedSlice& persistent(const Subject& subject, const std::string& name) {
   for (const auto& s : subject.persistent_buffers()) {

@@ -17,8 +17,8 @@ class MiniRunner final : public capcheck::TorchSubject {
   MiniRunner(const capcheck::TorchSubjectOptions& o, bool undo_after_capture)
       : options_(o), undo_after_capture_(undo_after_capture) {
     const auto i32 = torch::TensorOptions().dtype(torch::kInt32).device(o.device);
-    kv_lens_ = torch::zeros({o.seqs_max}, i32);
-    offsets_ = torch::zeros({o.seqs_max}, i32);
+    kv_lens_ = torch::zeros({o.limits.seqs_max}, i32);
+    offsets_ = torch::zeros({o.limits.seqs_max}, i32);
   }
   void reset() override {
     graph_.reset();

@@ -107,6 +107,21 @@ bool operator==(const Scenario& a, const Scenario& b) {
          a.num_dummy_requests == b.num_dummy_requests;
 }
 
+std::vector<std::int32_t> token_sequences(const Scenario& s) {
+  std::vector<std::int32_t> sequences;
+  sequences.reserve(static_cast<std::size_t>(s.num_tokens()));
+  for (std::int32_t seq = 0; seq < s.num_seqs(); ++seq) {
+    sequences.insert(sequences.end(), static_cast<std::size_t>(s.seq_lens[static_cast<std::size_t>(seq)]), seq);
+  }
+  return sequences;
+}
+
+std::vector<std::int32_t> rejected_draft_tokens(const Scenario& s) {
+  std::vector<std::int32_t> rejected(static_cast<std::size_t>(s.num_generations));
+  for (std::size_t g = 0; g < rejected.size(); ++g) rejected[g] = s.key.draft_len - s.num_accepted_tokens[g];
+  return rejected;
+}
+
 void validate(const Scenario& s) {
   if (static_cast<int>(s.protocol) >= kProtocolCount) reject("protocol", "unknown value");
   if (static_cast<int>(s.mutant) >= kMutantCount) reject("mutant", "unknown value");

@@ -72,19 +72,11 @@ class TrtllmSubject final : public Subject {
 
   void prepare(const Scenario& s) override {
     validate(s);  // the layer boundary: every index below relies on it
-    if (!limits_.fits(s)) {
-      throw UsageError("scenario needs " + std::to_string(s.num_seqs()) + " requests and " +
-                       std::to_string(s.num_tokens()) + " tokens; subject was built for " +
-                       std::to_string(limits_.seqs_max) + " and " +
-                       std::to_string(limits_.tokens_max));
-    }
+    limits_.require_fits(s);
     scenario_ = s;
     num_tokens_ = s.num_tokens();
     num_ctx_tokens_ = s.num_ctx_tokens();
-    seq_ids_host_.clear();
-    for (std::int32_t seq = 0; seq < s.num_seqs(); ++seq) {
-      seq_ids_host_.insert(seq_ids_host_.end(), static_cast<std::size_t>(s.seq_lens[seq]), seq);
-    }
+    seq_ids_host_ = token_sequences(s);
     backend_.annotate("prepare");
     backend_.upload(range(input_ids_, 0, num_tokens_), s.input_ids.data());
     backend_.upload(range(position_ids_, 0, num_tokens_), s.position_ids.data());
@@ -98,11 +90,7 @@ class TrtllmSubject final : public Subject {
     backend_.upload(range(pos_offsets_, 0, num_tokens_ - num_ctx_tokens_),
                     s.previous_pos_id_offsets.data());
     backend_.upload(range(kv_offsets_, 0, s.kv_offsets_count()), s.previous_kv_lens_offsets.data());
-    rejected_host_.resize(static_cast<std::size_t>(s.num_generations));
-    for (std::int32_t g = 0; g < s.num_generations; ++g) {
-      rejected_host_[static_cast<std::size_t>(g)] =
-          s.key.draft_len - s.num_accepted_tokens[static_cast<std::size_t>(g)];
-    }
+    rejected_host_ = rejected_draft_tokens(s);
     backend_.upload(range(rejected_, 0, s.num_generations), rejected_host_.data());
     prepared_ = true;
   }

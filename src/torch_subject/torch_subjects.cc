@@ -224,14 +224,14 @@ class TorchSubjects final : public Subjects {
  private:
   Instance& fitted(const Scenario& scenario, std::unique_ptr<TorchSubject>& subject,
                    TorchInstance& instance) {
-    if (!options_.fits(scenario)) {
+    if (!options_.limits.fits(scenario)) {
       // Grow both (they must stay alike), to the next power of two.
       auto grow = [](std::int32_t have, std::int32_t need) {
         while (have < need) have *= 2;
         return have;
       };
-      options_.seqs_max = grow(options_.seqs_max, scenario.num_seqs());
-      options_.tokens_max = grow(options_.tokens_max, scenario.num_tokens());
+      options_.limits.seqs_max = grow(options_.limits.seqs_max, scenario.num_seqs());
+      options_.limits.tokens_max = grow(options_.limits.tokens_max, scenario.num_tokens());
       graph_.reset();
       eager_.reset();
     }

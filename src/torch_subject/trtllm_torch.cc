@@ -45,9 +45,9 @@ class TrtllmTorch final : public TorchSubject {
  public:
   TrtllmTorch(const TorchSubjectOptions& options, TrtllmTorchOptions trtllm)
       : options_(options), trtllm_(trtllm) {
-    CAPCHECK_ASSERT(options.seqs_max >= 1 && options.tokens_max >= 1);
+    CAPCHECK_ASSERT(options.limits.seqs_max >= 1 && options.limits.tokens_max >= 1);
     const auto i32 = torch::TensorOptions().dtype(torch::kInt32).device(options.device);
-    const std::int64_t T = options.tokens_max, S = options.seqs_max;
+    const std::int64_t T = options.limits.tokens_max, S = options.limits.seqs_max;
     const std::int64_t position_rows = trtllm.mrope ? 3 : 1;
     const std::vector<std::int64_t> positions =
         trtllm.mrope ? std::vector<std::int64_t>{3, 1, T} : std::vector<std::int64_t>{1, T};
@@ -123,23 +123,12 @@ class TrtllmTorch final : public TorchSubject {
 
   void prepare(const Scenario& s) override {
     validate(s);  // every slice below relies on it
-    if (!options_.fits(s)) {
-      throw UsageError("scenario needs " + std::to_string(s.num_seqs()) + " requests and " +
-                       std::to_string(s.num_tokens()) + " tokens; subject was built for " +
-                       std::to_string(options_.seqs_max) + " and " +
-                       std::to_string(options_.tokens_max));
-    }
+    options_.limits.require_fits(s);
     scenario_ = s;
     num_tokens_ = s.num_tokens();
     num_ctx_tokens_ = s.num_ctx_tokens();
-    std::vector<std::int32_t> seq_ids;
-    for (std::int32_t seq = 0; seq < s.num_seqs(); ++seq) {
-      seq_ids.insert(seq_ids.end(), static_cast<std::size_t>(s.seq_lens[seq]), seq);
-    }
-    std::vector<std::int32_t> rejected(static_cast<std::size_t>(s.num_generations));
-    for (std::size_t g = 0; g < rejected.size(); ++g) {
-      rejected[g] = s.key.draft_len - s.num_accepted_tokens[g];
-    }
+    const std::vector<std::int32_t> seq_ids = token_sequences(s);
+    const std::vector<std::int32_t> rejected = rejected_draft_tokens(s);
     // attn_metadata.prepare() rewrites kv_lens_cuda from host every iteration;
     // the mutant skips it when the key's graph already exists.
     const bool skip_kv_rewrite =

@@ -111,6 +111,11 @@ void validate(const Scenario& scenario);
 /// A one-line human summary: key, composition, warmups, protocol, offsets.
 std::string summarize(const Scenario& scenario);
 
+/// The request of each token, in token order (the engine's `seq_ids`).
+std::vector<std::int32_t> token_sequences(const Scenario& scenario);
+/// Per generation request: draft tokens rejected this iteration (draft_len - accepted).
+std::vector<std::int32_t> rejected_draft_tokens(const Scenario& scenario);
+
 /// `count` values in [0, bound) derived from one seed; seed 0 gives all zeros.
 /// Generators and fuzzers fill fields that never decide a capture bug (token
 /// ids, past lengths) this way: one choice instead of one per element, and

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "capcheck/backend.h"
+#include "capcheck/errors.h"
 #include "capcheck/scenario.h"
 
 namespace capcheck {
@@ -28,6 +29,13 @@ struct SubjectLimits {
   /// True when `scenario` fits in buffers of these sizes.
   bool fits(const Scenario& scenario) const {
     return scenario.num_seqs() <= seqs_max && scenario.num_tokens() <= tokens_max;
+  }
+  /// UsageError naming both sizes when `scenario` does not fit.
+  void require_fits(const Scenario& scenario) const {
+    if (fits(scenario)) return;
+    throw UsageError("scenario needs " + std::to_string(scenario.num_seqs()) + " requests and " +
+                     std::to_string(scenario.num_tokens()) + " tokens; subject was built for " +
+                     std::to_string(seqs_max) + " and " + std::to_string(tokens_max));
   }
 };
 

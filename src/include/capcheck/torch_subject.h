@@ -18,6 +18,7 @@
 #include "capcheck/instance.h"
 #include "capcheck/properties.h"
 #include "capcheck/scenario.h"
+#include "capcheck/subject.h"
 #include "capcheck/torch_graph.h"
 
 namespace capcheck {
@@ -34,13 +35,7 @@ struct TorchSubjectOptions {
   /// The graphs the subject makes (kEmulator on CPU tensors, kCuda on CUDA ones).
   torch_graph::GraphDevice graphs = torch_graph::GraphDevice::kEmulator;
   /// The largest batch the subject's persistent tensors hold.
-  std::int32_t seqs_max = 64;
-  std::int32_t tokens_max = 512;
-
-  /// True when `scenario` fits in tensors of these sizes.
-  bool fits(const Scenario& scenario) const {
-    return scenario.num_seqs() <= seqs_max && scenario.num_tokens() <= tokens_max;
-  }
+  SubjectLimits limits;
 };
 
 /// An engine's capture path in LibTorch. Every call may issue device work;
