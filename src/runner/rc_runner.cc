@@ -40,18 +40,10 @@ class CaseRunner {
     Verdict verdict;
     try {
       verdict = check_property(property_, subjects_, scenario);
-    } catch (const BackendError&) {
-      fatal = std::current_exception();
-      return std::nullopt;
-    } catch (const InternalError&) {
-      fatal = std::current_exception();
-      return std::nullopt;
-    } catch (const UsageError&) {
-      fatal = std::current_exception();
-      return std::nullopt;
     } catch (const std::exception&) {
-      // Any other exception out of a subject ends the run with its own
-      // message (never a RapidCheck failure without a verdict).
+      // A device failure, bad input, an internal error or any other exception
+      // out of a subject ends the run with its own type and message (never a
+      // RapidCheck failure without a verdict).
       fatal = std::current_exception();
       return std::nullopt;
     }
