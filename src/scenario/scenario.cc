@@ -107,6 +107,19 @@ bool operator==(const Scenario& a, const Scenario& b) {
          a.num_dummy_requests == b.num_dummy_requests;
 }
 
+std::int64_t key_index(const GraphKey& key) {
+  return static_cast<std::int64_t>(key.batch_size) * (kDraftLenMax + 1) + key.draft_len;
+}
+
+void throw_replay_before_capture(const GraphKey& key) {
+  throw UsageError("replay of key (batch_size=" + std::to_string(key.batch_size) +
+                   ", draft_len=" + std::to_string(key.draft_len) + ") before it was captured");
+}
+
+std::int32_t replay_copied_tokens(const Scenario& s) {
+  return s.mutant == Mutant::kPartialStaticCopy ? s.num_tokens() - 1 : s.num_tokens();
+}
+
 std::vector<std::int32_t> token_sequences(const Scenario& s) {
   std::vector<std::int32_t> sequences;
   sequences.reserve(static_cast<std::size_t>(s.num_tokens()));

@@ -171,13 +171,8 @@ class TrtllmSubject final : public Subject {
   Slice replay() override {
     require_prepared("replay");
     const auto it = graphs_.find(key_index(scenario_.key));
-    if (it == graphs_.end()) {
-      throw UsageError("replay of key (batch_size=" + std::to_string(scenario_.key.batch_size) +
-                       ", draft_len=" + std::to_string(scenario_.key.draft_len) +
-                       ") before it was captured");
-    }
-    const std::int64_t copied =
-        scenario_.mutant == Mutant::kPartialStaticCopy ? num_tokens_ - 1 : num_tokens_;
+    if (it == graphs_.end()) throw_replay_before_capture(scenario_.key);
+    const std::int64_t copied = replay_copied_tokens(scenario_);
     backend_.annotate("replay input copy");
     backend_.copy(range(static_input_ids_, 0, copied), range(input_ids_, 0, copied));
     backend_.copy(range(static_position_ids_, 0, copied), range(position_ids_, 0, copied));
@@ -187,10 +182,6 @@ class TrtllmSubject final : public Subject {
   }
 
  private:
-  static std::int64_t key_index(const GraphKey& key) {
-    return static_cast<std::int64_t>(key.batch_size) * (kDraftLenMax + 1) + key.draft_len;
-  }
-
   void require_prepared(const char* call) const {
     if (!prepared_) throw UsageError(std::string(call) + " called before prepare()");
   }

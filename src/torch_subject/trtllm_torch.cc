@@ -240,13 +240,8 @@ class TrtllmTorch final : public TorchSubject {
   std::vector<NamedTensor> replay() override {
     require_prepared("replay");
     const auto it = graphs_.find(key_index(scenario_.key));
-    if (it == graphs_.end()) {
-      throw UsageError("replay of key (batch_size=" + std::to_string(scenario_.key.batch_size) +
-                       ", draft_len=" + std::to_string(scenario_.key.draft_len) +
-                       ") before it was captured");
-    }
-    const std::int64_t copied =
-        scenario_.mutant == Mutant::kPartialStaticCopy ? num_tokens_ - 1 : num_tokens_;
+    if (it == graphs_.end()) throw_replay_before_capture(scenario_.key);
+    const std::int64_t copied = replay_copied_tokens(scenario_);
     tg::annotate("replay input copy");
     static_input_ids_.narrow(0, 0, copied).copy_(input_ids_.narrow(0, 0, copied));
     static_position_ids_.narrow(-1, 0, copied).copy_(position_ids_.narrow(-1, 0, copied));
@@ -261,10 +256,6 @@ class TrtllmTorch final : public TorchSubject {
     std::unique_ptr<tg::CUDAGraph> graph;
     torch::Tensor output;
   };
-
-  static std::int64_t key_index(const GraphKey& key) {
-    return static_cast<std::int64_t>(key.batch_size) * (kDraftLenMax + 1) + key.draft_len;
-  }
 
   void require_prepared(const char* call) const {
     if (!prepared_) throw UsageError(std::string(call) + " called before prepare()");

@@ -111,6 +111,14 @@ void validate(const Scenario& scenario);
 /// A one-line human summary: key, composition, warmups, protocol, offsets.
 std::string summarize(const Scenario& scenario);
 
+/// A dense index of a graph key (the built-in subjects' graphs by key).
+std::int64_t key_index(const GraphKey& key);
+/// The UsageError of a replay of `key` before it was captured.
+[[noreturn]] void throw_replay_before_capture(const GraphKey& key);
+/// Tokens a replay copies into the static inputs: all of them, one fewer
+/// under the partial-static-copy mutant.
+std::int32_t replay_copied_tokens(const Scenario& scenario);
+
 /// The request of each token, in token order (the engine's `seq_ids`).
 std::vector<std::int32_t> token_sequences(const Scenario& scenario);
 /// Per generation request: draft tokens rejected this iteration (draft_len - accepted).
