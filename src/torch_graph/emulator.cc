@@ -727,7 +727,7 @@ void CUDAGraph::capture_end() {
         if (owned.count(impl) || external_index.count(impl)) return;
         external_index[impl] = state_->externals.size();
         state_->externals.push_back(
-            {t.storage(), t.storage().nbytes(), t.storage().data(), op_name(r.op), {}});
+            {t.storage(), t.storage().nbytes(), t.storage().data(), op_info(r.op).name, {}});
       });
     }
   }

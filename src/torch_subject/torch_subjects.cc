@@ -33,8 +33,6 @@ namespace {
 // device-to-host copy for all of them on a GPU.
 void observe(const std::vector<NamedTensor>& tensors, std::vector<Observed>& into) {
   into.resize(tensors.size());
-  std::vector<torch::Tensor> flat;
-  flat.reserve(tensors.size());
   bool on_host = true;
   for (std::size_t k = 0; k < tensors.size(); ++k) {
     const torch::Tensor& t = tensors[k].tensor;
@@ -54,6 +52,8 @@ void observe(const std::vector<NamedTensor>& tensors, std::vector<Observed>& int
     }
     return;
   }
+  std::vector<torch::Tensor> flat;
+  flat.reserve(tensors.size());
   for (const NamedTensor& n : tensors) flat.push_back(n.tensor.contiguous().reshape({-1}).view(torch::kUInt8));
   const torch::Tensor all = torch::cat(flat).to(torch::kCPU);
   const auto* bytes = static_cast<const std::byte*>(all.data_ptr());
@@ -260,7 +260,7 @@ std::unique_ptr<Subjects> make_torch_subjects(TorchSubjectFactory factory, torch
 }
 
 Verdict verdicts_agree(Subjects& a, Subjects& b, const Scenario& scenario,
-                       const std::vector<const PropertyInfo*>& properties) {
+                       const std::vector<const PropertyInfo*>& properties, int* violated) {
   Verdict agreed;
   agreed.property = "verdicts_agree";
   for (const PropertyInfo* property : properties) {
@@ -268,7 +268,10 @@ Verdict verdicts_agree(Subjects& a, Subjects& b, const Scenario& scenario,
     const Verdict vb = check_property(*property, b, scenario);
     const std::string buffer_a = va.mismatch ? va.mismatch->buffer : "";
     const std::string buffer_b = vb.mismatch ? vb.mismatch->buffer : "";
-    if (va.passed == vb.passed && buffer_a == buffer_b) continue;
+    if (va.passed == vb.passed && buffer_a == buffer_b) {
+      if (violated && !va.passed) ++*violated;
+      continue;
+    }
     agreed.passed = false;
     auto says = [](const Subjects& s, const Verdict& v) {
       return s.device_name() + " says " +

@@ -98,9 +98,11 @@ std::unique_ptr<TorchSubject> make_trtllm_torch_subject(const TorchSubjectOption
 /// The differential property: every property in `properties` gives the same
 /// verdict on `a` and on `b` for `scenario` (pass or fail, and the first
 /// differing buffer of a failure). A failed verdict names the property and
-/// both verdicts.
+/// both verdicts. `violated`, when given, is increased by the number of
+/// properties both found violated.
 Verdict verdicts_agree(Subjects& a, Subjects& b, const Scenario& scenario,
-                       const std::vector<const PropertyInfo*>& properties);
+                       const std::vector<const PropertyInfo*>& properties,
+                       int* violated = nullptr);
 
 /// `element_type` of a dtype; UsageError naming it for a dtype capcheck does
 /// not compare (complex, quantized).
