@@ -2,7 +2,9 @@
 // -> every non-canary property on the sim backend (backends_agree against
 // every other backend available here, or left out), for the protocol and
 // mutant named by CAPCHECK_FUZZ_PROTOCOL / CAPCHECK_FUZZ_MUTANT (default
-// reference / none). A violation prints the verdict and the reproduce
+// reference / none), on the subject named by CAPCHECK_FUZZ_SUBJECT (default
+// trtllm; with CAPCHECK_FUZZ_OPTIONS "name=value,..." and the plugins of
+// CAPCHECK_PLUGIN_PATH) on its first device. A violation prints the verdict and the reproduce
 // command, writes the scenario token to CAPCHECK_FUZZ_TOKEN_DIR (default: the
 // directory of -artifact_prefix, else the current directory), and aborts so
 // that libFuzzer writes its crash file next to it. Before reporting, the
@@ -33,6 +35,7 @@
 #include "capcheck/report.h"
 #include "capcheck/scenario.h"
 #include "capcheck/sim_backend.h"
+#include "capcheck/subject_registry.h"
 #include "capcheck/token.h"
 #include "fuzz_scenario.h"
 
@@ -48,7 +51,8 @@ struct FuzzConfig {
   /// CAPCHECK_FUZZ_SHRINK=0: report a violation as found, without shrinking it.
   bool shrink = true;
   std::vector<const PropertyInfo*> properties;
-  std::unique_ptr<Harness> harness;
+  std::unique_ptr<Subjects> harness;
+  CaseContext context;
 };
 
 FuzzConfig& config() {
@@ -112,10 +116,11 @@ std::string comment_for(std::string_view what, const Scenario& scenario) {
 
 [[noreturn]] void report_and_abort(const Scenario& scenario, const std::vector<Verdict>& violated,
                                    const std::string& internal_error) {
-  std::fprintf(stderr, "\n==== capcheck: scenario: %s\n", summarize(scenario).c_str());
+  std::fprintf(stderr, "\n==== capcheck: scenario: %s\n",
+               summarize(scenario, config().context.fields).c_str());
   std::string token;
   try {
-    token = encode_token(scenario);
+    token = encode_token(scenario, config().context.subject);
   } catch (const std::exception& e) {
     // Only a decoder bug gives an invalid scenario: show it whole instead.
     std::fprintf(stderr, "unexpected error: %s\ncannot encode the scenario: %s\n%s\n",
@@ -136,10 +141,10 @@ std::string comment_for(std::string_view what, const Scenario& scenario) {
   if (!path.empty()) std::fprintf(stderr, "token: %s\n", path.c_str());
   for (const Verdict& verdict : violated) {
     std::fprintf(stderr, "reproduce: %s\n",
-                 reproduce_command_for_token(token, "", verdict.property).c_str());
+                 reproduce_command_for_token(token, config().context, verdict.property).c_str());
   }
   if (violated.empty()) {
-    std::fprintf(stderr, "reproduce: %s\n", reproduce_command_for_token(token).c_str());
+    std::fprintf(stderr, "reproduce: %s\n", reproduce_command_for_token(token, config().context).c_str());
   }
   std::fflush(stderr);
   std::abort();
@@ -279,20 +284,44 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
                                                            : artifact_dir(*argc, *argv);
   c.verbose = env_or("CAPCHECK_FUZZ_VERBOSE", "0") == "1";
   c.shrink = env_or("CAPCHECK_FUZZ_SHRINK", "1") != "0";
-  c.harness = std::make_unique<Harness>(make_sim_backend(), make_trtllm_subject);
-  // backends_agree compares sim with every other backend available here, as
-  // `capcheck run` does; with none it is left out (the CLI drops it too).
   std::string peers;
-  for (const auto& name : add_available_peers(*c.harness)) {
-    peers += (peers.empty() ? "" : ",") + name;
+  try {
+    load_plugins_from_env();
+    const SubjectEntry& entry = find_subject(env_or("CAPCHECK_FUZZ_SUBJECT", "trtllm"));
+    std::string assignments = env_or("CAPCHECK_FUZZ_OPTIONS", "");
+    std::vector<std::string> given;
+    for (std::size_t at = 0; !assignments.empty() && at <= assignments.size();) {
+      const std::size_t comma = std::min(assignments.find(',', at), assignments.size());
+      given.push_back(assignments.substr(at, comma - at));
+      at = comma + 1;
+    }
+    const SubjectOptions options = resolve_options(entry, parse_option_assignments(given));
+    c.context.subject = SubjectRef{entry.name, options};
+    c.context.plugin = entry.plugin;
+    c.context.backend = entry.devices.front();
+    c.context.fields = entry.fields;
+    Subjects* unguarded = nullptr;
+    c.harness = make_subjects(entry, SubjectRequest{c.context.backend, options}, &unguarded);
+    // backends_agree compares sim with every other backend available here, as
+    // `capcheck run` does; with none it is left out (the CLI drops it too).
+    if (auto* harness = dynamic_cast<Harness*>(unguarded)) {
+      for (const auto& name : add_available_peers(*harness)) {
+        peers += (peers.empty() ? "" : ",") + name;
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "scenario_fuzz: %s\n", e.what());
+    std::exit(static_cast<int>(ExitCode::kUsage));
   }
   for (const auto& property : all_properties()) {
     if (property.canary) continue;
     if (property.name == "backends_agree" && peers.empty()) continue;
     c.properties.push_back(&property);
   }
-  std::fprintf(stderr, "scenario_fuzz: protocol=%s mutant=%s properties=%zu peers=%s token_dir=%s\n",
-               std::string(protocol_name(c.protocol)).c_str(),
+  std::fprintf(stderr,
+               "scenario_fuzz: subject=%s protocol=%s mutant=%s properties=%zu peers=%s "
+               "token_dir=%s\n",
+               describe(c.context.subject).c_str(), std::string(protocol_name(c.protocol)).c_str(),
                std::string(mutant_name(c.mutant)).c_str(), c.properties.size(),
                peers.empty() ? "none (backends_agree left out)" : peers.c_str(),
                c.token_dir.c_str());

@@ -83,7 +83,7 @@ TEST(EngineProperties, SeedPrWithLazyCaptureFailsAndShrinksShort) {
       run_stateful(Protocol::kSeedPr, sim::CapturePolicy::kLazy, /*draft_loop=*/false, 500, 7);
   ASSERT_FALSE(run.passed);
   EXPECT_NE(run.report.find("capture_preserves_inputs: VIOLATED"), std::string::npos) << run.report;
-  EXPECT_NE(run.report.find("capcheck reproduce cc1:"), std::string::npos) << run.report;
+  EXPECT_NE(run.report.find("capcheck reproduce cc2:"), std::string::npos) << run.report;
   // A request must reach generation (its context iteration runs eagerly) and
   // the next iteration captures lazily: AddRequest, RunIteration, RunIteration.
   EXPECT_LE(run.shrunk_commands, 3) << run.report;

@@ -31,7 +31,9 @@ void require(const char* property, const Scenario& scenario, const std::string& 
   Harness& h = info.name == "backends_agree" ? harness_with_peers(backend) : harness(backend);
   const Verdict verdict = check_property(info, h, scenario);
   if (verdict.passed) return;
-  RC_FAIL(failure_report(verdict, scenario, backend));
+  CaseContext context;
+  context.backend = backend;
+  RC_FAIL(failure_report(verdict, scenario, context));
 }
 
 }  // namespace capcheck::suites

@@ -52,7 +52,7 @@ bool torch_built() {
 
 std::string token_in(const std::string& output) {
   std::smatch match;
-  if (std::regex_search(output, match, std::regex("reproduce: capcheck reproduce (cc1:[A-Za-z0-9_-]+)"))) {
+  if (std::regex_search(output, match, std::regex("reproduce: capcheck reproduce (cc2:[A-Za-z0-9_-]+)"))) {
     return match[1];
   }
   return "";
@@ -66,13 +66,13 @@ TEST(Cli, ReferencePassesEveryPropertyAtAThousandCases) {
   EXPECT_EQ(o.exit_code, 0) << o.output;
   for (const char* property :
        {"capture_preserves_inputs", "first_replay_matches_eager", "warmup_count_invariant",
-        "postprocess_inverts_preprocess", "replays_match_eager", "padding_is_inert",
-        "static_inputs_fully_copied"}) {
+        "postprocess_inverts_preprocess", "replays_match_eager", "bucket_reuse_matches_eager",
+        "padding_is_inert", "static_inputs_fully_copied"}) {
     EXPECT_TRUE(std::regex_search(o.output, std::regex(std::string(property) +
                                                        " +3 +1000/1000 passed")))
         << property << "\n" << o.output;
   }
-  EXPECT_TRUE(std::regex_search(o.output, std::regex("summary: ([89]) properties run, \\1 passed, 0 violated")))
+  EXPECT_TRUE(std::regex_search(o.output, std::regex("summary: (9|10) properties run, \\1 passed, 0 violated")))
       << o.output;
 }
 
@@ -88,18 +88,22 @@ TEST(Cli, TheLibTorchSubjectIsViolatedUnderSeedPrAndReproducesByItsToken) {
   EXPECT_CONTAINS(o.output, "last write to static_position_ids[0, 0]: aten::sub_.Tensor during "
                             "postprocess after capture");
   EXPECT_CONTAINS(o.output, "first difference: logits[0, 6] expected 1, got 2");
-  EXPECT_CONTAINS(o.output, "--subject trtllm-torch --property capture_preserves_inputs");
   const std::string token = token_in(o.output);
   ASSERT_FALSE(token.empty()) << o.output;
+  EXPECT_EQ(decode_subject_token(token).subject.name, "trtllm-torch") << "the token names its subject";
   const Outcome op_level = capcheck("run --protocol seed-pr --seed 5 --cases 300 -p capture_preserves_inputs");
-  EXPECT_EQ(token_in(op_level.output), token) << "the two subjects shrank to different scenarios";
+  EXPECT_EQ(decode_token(token_in(op_level.output)), decode_token(token))
+      << "the two subjects shrank to different scenarios";
+  const Outcome other = capcheck("reproduce " + token + " --subject trtllm");
+  EXPECT_EQ(other.exit_code, 2) << other.output;
+  EXPECT_CONTAINS(other.output, "written for subject trtllm-torch, not for --subject trtllm");
   const Outcome again = capcheck("reproduce " + token + " --subject trtllm-torch");
   EXPECT_EQ(again.exit_code, 1) << again.output;
   EXPECT_CONTAINS(again.output, "subject: trtllm-torch");
 
   const Outcome wrong = capcheck("run --subject trtllm-torch --backend sim --cases 1");
   EXPECT_EQ(wrong.exit_code, 2) << wrong.output;
-  EXPECT_CONTAINS(wrong.output, "runs on backend emulator");
+  EXPECT_CONTAINS(wrong.output, "runs on emulator, cuda, not on 'sim'");
   const Outcome unknown = capcheck("run --subject nope --cases 1");
   EXPECT_EQ(unknown.exit_code, 2) << unknown.output;
   EXPECT_CONTAINS(unknown.output, "trtllm-torch");
@@ -115,7 +119,7 @@ TEST(Cli, SeedPrIsViolatedWithAMinimalScenarioAndAReproduceLine) {
                   "context (0 chunked), 1 generation");
   EXPECT_CONTAINS(o.output, "previous_pos_id_offsets=[1,1] previous_kv_lens_offsets=[-1]");
   EXPECT_CONTAINS(o.output, "first difference: static_position_ids[0] expected 0, got -1");
-  EXPECT_TRUE(std::regex_search(o.output, std::regex("summary: [89] properties run, [56] passed, 3 violated")))
+  EXPECT_TRUE(std::regex_search(o.output, std::regex("summary: (9|10) properties run, [67] passed, 3 violated")))
       << o.output;
   const std::string token = token_in(o.output);
   ASSERT_FALSE(token.empty()) << o.output;
@@ -173,7 +177,7 @@ TEST(Cli, ReproduceOfAPassingScenarioExitsZeroAndPrintsJson) {
   const Outcome o = capcheck("reproduce " + encode_token(s) + " --print-json");
   EXPECT_EQ(o.exit_code, 0) << o.output;
   EXPECT_CONTAINS(o.output, "\"protocol\": \"reference\"");
-  EXPECT_TRUE(std::regex_search(o.output, std::regex("summary: ([89]) properties checked, \\1 passed, 0 violated")))
+  EXPECT_TRUE(std::regex_search(o.output, std::regex("summary: (9|10) properties checked, \\1 passed, 0 violated")))
       << o.output;
 }
 
@@ -243,7 +247,7 @@ TEST(Cli, NewFailuresAreAppendedToTheRegressionDirectory) {
   EXPECT_EQ(o.exit_code, 1) << o.output;
   const std::string token = token_in(o.output);
   const std::string file = read_text(dir + "/capcheck-regressions.tokens");
-  EXPECT_CONTAINS(file, "# capture_preserves_inputs protocol=seed-pr mutant=none found ");
+  EXPECT_CONTAINS(file, "# capture_preserves_inputs protocol=seed-pr mutant=none subject=trtllm found ");
   EXPECT_CONTAINS(file, token + "\n");
   // Replayed first on the next run, and not appended twice.
   const Outcome again = capcheck("run --protocol seed-pr --seed 1 --regressions " + dir +
@@ -279,7 +283,7 @@ TEST(Cli, JsonLinesHaveOneRecordPerCase) {
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 40);
   EXPECT_CONTAINS(text, "\"origin\":\"generate\"");
   EXPECT_CONTAINS(text, "\"status\":\"passed\"");
-  EXPECT_CONTAINS(text, "\"token\":\"cc1:");
+  EXPECT_CONTAINS(text, "\"token\":\"cc2:");
 }
 
 TEST(Cli, MaxSecondsStopsALongRun) {
@@ -306,7 +310,7 @@ TEST(Cli, AKilledRunLeavesTheInFlightToken) {
   std::string token = read_text(file);
   token.erase(token.find_last_not_of('\n') + 1);
   EXPECT_EQ(token.find_first_of(" \n"), std::string::npos) << "in-flight file: '" << token << "'";
-  ASSERT_EQ(token.rfind("cc1:", 0), 0u) << "in-flight file: '" << token << "'";
+  ASSERT_EQ(token.rfind("cc2:", 0), 0u) << "in-flight file: '" << token << "'";
   const Outcome o = capcheck("reproduce " + token);
   EXPECT_EQ(o.exit_code, 0) << o.output;
 }
@@ -317,7 +321,7 @@ TEST(Cli, AHungCaseIsReportedWithItsToken) {
   const Outcome o = capcheck("run --cases 100000000 --case-timeout 0.000000001 --in-flight none");
   EXPECT_EQ(o.exit_code, 1) << o.output;
   EXPECT_CONTAINS(o.output, "ran longer than --case-timeout");
-  EXPECT_CONTAINS(o.output, "reproduce: capcheck reproduce cc1:");
+  EXPECT_CONTAINS(o.output, "reproduce: capcheck reproduce cc2:");
 }
 
 TEST(Cli, SimulateIsDeterministicAndCatchesSeedPrAtALazyCapture) {
@@ -332,7 +336,8 @@ TEST(Cli, SimulateIsDeterministicAndCatchesSeedPrAtALazyCapture) {
   EXPECT_EQ(bug.exit_code, 1) << bug.output;
   EXPECT_CONTAINS(bug.output, "-> capture key=");
   EXPECT_CONTAINS(bug.output, "VIOLATED");
-  EXPECT_CONTAINS(bug.output, "failing capture as a scenario: capcheck reproduce cc1:");
+  EXPECT_CONTAINS(bug.output, "failing capture as a scenario: key=");
+  EXPECT_CONTAINS(bug.output, "fails on it alone): capcheck reproduce cc2:");
   EXPECT_CONTAINS(bug.output, "replay the whole run: capcheck simulate --seed 11 --iterations 150");
   const Outcome hidden =
       capcheck("simulate --seed 11 --iterations 150 --protocol seed-pr --draft-loop off --capture startup-only");

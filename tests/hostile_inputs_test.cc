@@ -50,7 +50,7 @@ struct Hostile {
 std::string framed(std::initializer_list<int> bytes) {
   std::string payload;
   for (int b : bytes) payload.push_back(static_cast<char>(b));
-  return detail::frame_token_payload(payload);
+  return detail::frame_token_payload_v1(payload);
 }
 
 std::vector<Hostile> hostile_cases() {
@@ -58,15 +58,15 @@ std::vector<Hostile> hostile_cases() {
   const std::string reg = "mkdir -p $T/r && ";
   return {
       // ------------------------------------------------------------- tokens
-      {"token", "NoPrefix", "not a token", "", "$B reproduce nope", 2, "must start with 'cc1:'", ""},
+      {"token", "NoPrefix", "not a token", "", "$B reproduce nope", 2, "must start with 'cc2:'", ""},
       {"token", "EmptyPayload", "nothing after the prefix", "", "$B reproduce cc1:", 2,
        "only 0 bytes of payload", ""},
       {"token", "Base64Length", "a base64url length that cannot be", "", "$B reproduce cc1:A", 2,
        "is not a base64url length", ""},
       {"token", "Alphabet", "a character outside base64url", "", "$B reproduce 'cc1:AA*A'", 2,
        "is not in the base64url alphabet", ""},
-      {"token", "Version", "another version", "", "$B reproduce cc2:AAAA", 2,
-       "version 'cc2:' is not supported", ""},
+      {"token", "Version", "another version", "", "$B reproduce cc3:AAAA", 2,
+       "version 'cc3:' is not supported", ""},
       {"token", "Truncated", "a token cut by one character", "",
        "$B reproduce " + seed_pr.substr(0, seed_pr.size() - 1), 2, "not canonical base64url", ""},
       {"token", "LastCharacter", "a last character with stray low bits", "",
@@ -93,7 +93,7 @@ std::vector<Hostile> hostile_cases() {
        0, "summary: 2 properties run, 2 passed, 0 violated", ""},
       {"token", "ValuesAtTheLimits", "kv_lens and position_ids at 2^20 (valid): every property",
        "", std::string("$B reproduce ") + kLimitsToken, 0,
-       "properties checked, 9 passed, 0 violated", ""},
+       "properties checked, 10 passed, 0 violated", ""},
       {"token", "InputIdOfTheVocabSize", "an input id of 32000 (valid), replayed over follow-ups",
        "", std::string("$B reproduce ") + kInputId32000Token + " -p replays_match_eager", 0,
        "replays_match_eager: passed", ""},
@@ -191,11 +191,11 @@ std::vector<Hostile> hostile_cases() {
        "a property that ran no case has not passed", ""},
       {"flag", "NoCaseRunAllowed", "the same, with --allow-no-cases", "",
        "$B run --protocol seed-pr --max-seconds 1e-300 --allow-no-cases --in-flight none", 0,
-       "9 ran no case", ""},
+       "10 ran no case", ""},
       {"flag", "Property", "an unknown property", "", "$B run --property nope", 2,
        "unknown property 'nope'", ""},
       {"flag", "Backend", "an unknown backend", "", "$B run --backend tpu", 2,
-       "unknown backend 'tpu'; known: sim, torch, cuda", ""},
+       "subject trtllm runs on sim, torch, cuda, not on 'tpu'", ""},
       {"flag", "DraftLoop", "--draft-loop neither on nor off", "", "$B run --draft-loop maybe", 2,
        "--draft-loop: must be one of on, off (got 'maybe')", ""},
       {"flag", "Capture", "an unknown capture kind", "", "$B run --capture later", 2,
@@ -253,7 +253,7 @@ std::vector<Hostile> hostile_cases() {
              "$T/r/capcheck-regressions.tokens && cp $T/r/capcheck-regressions.tokens $T/before",
        "(ulimit -f 1; exec $B run --protocol seed-pr -p capture_preserves_inputs --regressions $T/r "
        "--in-flight none)",
-       5, "the failure was NOT saved; its token: cc1:",
+       5, "the failure was NOT saved; its token: cc2:",
        "cmp $T/before $T/r/capcheck-regressions.tokens"},
       // -------------------------------------------------------- regressions
       {"regressions", "NotADirectory", "--regressions naming nothing", "",
@@ -288,7 +288,7 @@ std::vector<Hostile> hostile_cases() {
        "--in-flight none; code=$?; echo \"took $((($(date +%s%N) - start) / 1000000)) ms\" > "
        "$T/took; exit $code",
        0, "(stopped by --max-seconds)",
-       // All of them take about 27 s of cases (9 properties x 100,000).
+       // All of them take about 30 s of cases (10 properties x 100,000).
        "test $(grep -o '[0-9]*' $T/took) -lt 20000", true},
       // ------------------------------------------------------------ signals
       {"signal", "Interrupt",
@@ -299,7 +299,7 @@ std::vector<Hostile> hostile_cases() {
        "2> $T/err & pid=$!; sleep 3; kill -INT $pid; wait $pid; code=$?; cat $T/err; exit $code",
        130, "capcheck: interrupted by SIGINT",
        "grep -q 'seed [0-9]*: VIOLATED' $T/err && grep -q '^summary:' $T/out && "
-       "grep -q '^cc1:' $T/r/capcheck-regressions.tokens && test -z \"$(ls -A $T/tmp)\"",
+       "grep -q '^cc2:' $T/r/capcheck-regressions.tokens && test -z \"$(ls -A $T/tmp)\"",
        true},
       {"signal", "ClosedPipe",
        "stdout into `head -1` (SIGPIPE): regressions saved, summary on stderr",
@@ -307,8 +307,8 @@ std::vector<Hostile> hostile_cases() {
        "$B run --protocol seed-pr --regressions $T/r --in-flight none 2> $T/err | head -1 "
        ">/dev/null; code=${PIPESTATUS[0]}; cat $T/err; exit $code",
        5, "cannot write standard output",
-       "grep -q 'reproduce: capcheck reproduce cc1:' $T/err && "
-       "grep -q '^cc1:' $T/r/capcheck-regressions.tokens"},
+       "grep -q 'reproduce: capcheck reproduce cc2:' $T/err && "
+       "grep -q '^cc2:' $T/r/capcheck-regressions.tokens"},
   };
 }
 
@@ -452,7 +452,7 @@ TEST(HostileConcurrency, EightAppendersOfTwoHundredTwoKibEntriesLoseNothing) {
         std::string comment = "writer " + std::to_string(w) + " entry " + std::to_string(e) + " ";
         comment.resize(2048 - 2 - std::string(kSeedPrToken).size() - 2, 'p');
         try {
-          append_regression(dir, scenario, comment);
+          append_regression(dir, scenario, SubjectRef{}, comment);
         } catch (...) {
           status = 1;
         }

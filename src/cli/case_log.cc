@@ -120,9 +120,8 @@ void InFlightFile::write(const std::string& token) {
 }
 
 CaseLog::CaseLog(const std::string& in_flight_path, const std::string& json_path,
-                 double case_timeout_seconds, std::string backend, std::string subject)
-    : backend_(std::move(backend)),
-      subject_(std::move(subject)),
+                 double case_timeout_seconds, CaseContext context)
+    : context_(std::move(context)),
       json_path_(json_path),
       case_timeout_seconds_(case_timeout_seconds) {
   if (!in_flight_path.empty() && in_flight_path != "none") {
@@ -181,7 +180,7 @@ std::string CaseLog::finish_json() {
 void CaseLog::before_case(const CaseEvent& event) {
   const bool need_token = in_flight_ != nullptr || json_ != nullptr || watchdog_.joinable();
   if (!need_token) return;
-  token_ = encode_token(*event.scenario);
+  token_ = encode_token(*event.scenario, context_.subject);
   if (in_flight_) in_flight_->write(token_);
   if (watchdog_.joinable()) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -202,8 +201,9 @@ void CaseLog::after_case(const CaseEvent& event) {
     line["property"] = std::string(event.property);
     line["origin"] = case_origin_name(event.origin);
     line["status"] = event.verdict->passed ? "passed" : "violated";
-    line["backend"] = backend_;
-    line["subject"] = subject_;
+    line["backend"] = context_.backend;
+    line["subject"] = context_.subject.name;
+    if (!context_.subject.options.empty()) line["subject_options"] = context_.subject.options;
     line["token"] = token_;
     line["seconds"] = event.seconds;
     if (!event.verdict->passed) line["message"] = event.verdict->message;
@@ -227,7 +227,7 @@ void CaseLog::watch() {
                  "\n--- %s: a case ran longer than --case-timeout %.1f s (a hang); reported as a "
                  "violation\nreproduce: %s\n",
                  case_property_.c_str(), case_timeout_seconds_,
-                 reproduce_command_for_token(case_token_, backend_, case_property_, subject_).c_str());
+                 reproduce_command_for_token(case_token_, context_, case_property_).c_str());
     std::fflush(stdout);
     std::_Exit(static_cast<int>(ExitCode::kPropertyViolated));
   }

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "capcheck/report.h"
 #include "capcheck/runner.h"
 
 namespace capcheck::cli {
@@ -56,7 +57,7 @@ class CaseLog final : public RunObserver {
   /// `case_timeout_seconds`: a case running longer is reported and the
   /// process exits 1 (0: no watchdog).
   CaseLog(const std::string& in_flight_path, const std::string& json_path,
-          double case_timeout_seconds, std::string backend, std::string subject);
+          double case_timeout_seconds, CaseContext context);
   ~CaseLog() override;
   CaseLog(const CaseLog&) = delete;
   CaseLog& operator=(const CaseLog&) = delete;
@@ -75,8 +76,7 @@ class CaseLog final : public RunObserver {
   void fail_json(int cause);
 
   std::unique_ptr<InFlightFile> in_flight_;
-  std::string backend_;
-  std::string subject_;
+  CaseContext context_;
   std::string json_path_;
   std::FILE* json_ = nullptr;
   std::string json_error_;

@@ -16,32 +16,50 @@
 #include "capcheck/harness.h"
 #include "capcheck/properties.h"
 #include "capcheck/runner.h"
+#include "capcheck/report.h"
 #include "capcheck/scenario.h"
+#include "capcheck/subject_registry.h"
+#include "capcheck/token.h"
 
 namespace capcheck::cli {
 
 inline constexpr int kCasesMax = 100000000;
 
 struct CommonOptions {
-  /// Empty until resolved: the subject's default (sim, or emulator for a LibTorch subject).
+  /// Empty until resolved: the subject's first device (sim for trtllm,
+  /// emulator for a LibTorch subject).
   std::string backend;
-  std::string subject = "trtllm";
+  /// Empty until resolved: the token's subject, else trtllm.
+  std::string subject;
+  /// --option NAME=VALUE, as given.
+  std::vector<std::string> options;
+  /// --plugin PATH, as given.
+  std::vector<std::string> plugins;
   std::vector<std::string> properties;
 };
 
-/// What a command runs on: the op-level subject on a backend (a Harness, with
-/// peers for backends_agree), or a LibTorch subject on the emulator or CUDA.
+/// Loads CAPCHECK_PLUGIN_PATH and every --plugin, then resolves the subject:
+/// --subject, else the token's (when `token` names one), else trtllm; its
+/// options: the token's, overridden by --option, completed by defaults; the
+/// backend: --backend, else the subject's first device. UsageError (exit 2)
+/// when --subject names another subject than the token, naming both.
+const SubjectEntry& resolve_subject(CommonOptions& common, const DecodedToken* token,
+                                    SubjectOptions* options);
+
+/// What a command runs on: the resolved subject's guarded Subjects, and the
+/// context its reports print (subject, options, plugin, backend, fields).
 struct OpenSubjects {
-  std::unique_ptr<Harness> harness;
-  std::unique_ptr<Subjects> library;
-  Subjects& get() { return harness ? *harness : *library; }
+  const SubjectEntry* entry = nullptr;
+  std::unique_ptr<Subjects> subjects;
+  CaseContext context;
+  Subjects& get() { return *subjects; }
 };
-/// Resolves common.backend to the subject's default when it was not given,
-/// refuses a backend the subject does not run on (UsageError), builds the
-/// subjects and gives a Harness its peers when backends_agree is selected
-/// (for a LibTorch subject backends_agree is dropped with a note, or refused
-/// when named).
-OpenSubjects open_subjects(CommonOptions& common, std::vector<const PropertyInfo*>& properties);
+/// Resolves the subject (resolve_subject) and builds its subjects; a
+/// Harness (an op-level subject) gets its peers when backends_agree is
+/// selected, which is dropped with a note for a subject with one device per
+/// run (refused when named).
+OpenSubjects open_subjects(CommonOptions& common, std::vector<const PropertyInfo*>& properties,
+                           const DecodedToken* token = nullptr);
 
 struct RunOptions {
   std::string draft_loop = "on";
@@ -104,13 +122,17 @@ CLI::Validator unsigned_integer();
 CLI::Validator decimal(std::uint64_t min, std::uint64_t max);
 /// A finite number of seconds in [0, max] (no nan, no inf).
 CLI::Validator duration(double max);
-/// --backend and --property.
-void add_common(CLI::App* command, CommonOptions& common);
+/// --subject, --option, --plugin, --backend and --property.
+void add_common(CLI::App* command, CommonOptions& common, bool properties = true);
+/// "subject" of a RapidCheck/report line: "trtllm" or "vllm-style bug=pad-slot".
+inline std::string subject_text(const CaseContext& context) { return describe(context.subject); }
 
 /// The commands; each returns the process exit code.
 int run_command(CommonOptions common, const RunOptions& options);
-int check_scenario(CommonOptions common, const Scenario& scenario, bool print_json);
-int simulate_command(const std::string& backend, const SimulateOptions& options);
-int list_command();
+/// reproduce (`token` given: its subject and options) and check (`token` null).
+int check_scenario(CommonOptions common, const Scenario& scenario, const DecodedToken* token,
+                   bool print_json);
+int simulate_command(CommonOptions common, const SimulateOptions& options);
+int list_command(const std::vector<std::string>& plugins);
 
 }  // namespace capcheck::cli

@@ -182,46 +182,73 @@ CLI::Validator duration(double max) {
       "");
 }
 
-OpenSubjects open_subjects(CommonOptions& common, std::vector<const PropertyInfo*>& properties) {
+const SubjectEntry& resolve_subject(CommonOptions& common, const DecodedToken* token,
+                                    SubjectOptions* options) {
+  load_plugins_from_env();
+  for (const std::string& plugin : common.plugins) load_plugin(plugin);
+  const bool token_names = token && token->names_subject;
+  if (!common.subject.empty() && token_names && common.subject != token->subject.name) {
+    throw UsageError("the token was written for subject " + token->subject.name +
+                     ", not for --subject " + common.subject +
+                     "; a token reproduces only under its own subject (leave --subject out)");
+  }
+  if (common.subject.empty()) common.subject = token_names ? token->subject.name : "trtllm";
+  const SubjectEntry& entry = find_subject(common.subject);
+  if (token && !token_names && !entry.builtin_scenarios) {
+    throw UsageError("a cc1: token names no subject and holds a built-in TensorRT-LLM scenario; "
+                     "subject " + entry.name + " does not read those (use a token it wrote)");
+  }
+  SubjectOptions given = token_names ? token->subject.options : SubjectOptions{};
+  for (auto& [name, value] : parse_option_assignments(common.options)) given[name] = value;
+  *options = resolve_options(entry, given);
+  if (common.backend.empty()) common.backend = entry.devices.front();
+  return entry;
+}
+
+OpenSubjects open_subjects(CommonOptions& common, std::vector<const PropertyInfo*>& properties,
+                           const DecodedToken* token) {
   const bool named = !common.properties.empty();
   OpenSubjects open;
-  if (!is_library_subject(common.subject)) {
-    if (common.backend.empty()) common.backend = "sim";
-    if (common.backend == "emulator") {
-      throw UsageError("--backend emulator runs LibTorch subjects (--subject trtllm-torch); "
-                       "subject " + common.subject + " runs on sim, torch or cuda");
-    }
-    open.harness = std::make_unique<Harness>(make_backend(common.backend), make_trtllm_subject);
-    add_peers(*open.harness, common.backend, properties, named);
-    return open;
-  }
-  if (common.backend.empty()) common.backend = "emulator";
-  open.library = make_library_subjects(common.subject, common.backend);
+  SubjectOptions options;
+  open.entry = &resolve_subject(common, token, &options);
+  open.context.subject = SubjectRef{open.entry->name, options};
+  open.context.plugin = open.entry->plugin;
+  open.context.backend = common.backend;
+  open.context.fields = open.entry->fields;
+  Subjects* unguarded = nullptr;
+  open.subjects = make_subjects(*open.entry, SubjectRequest{common.backend, options}, &unguarded);
   const auto agree = std::find_if(properties.begin(), properties.end(),
                                   [](const PropertyInfo* p) { return p->name == "backends_agree"; });
-  if (agree != properties.end()) {
-    if (named) {
-      throw UsageError("backends_agree compares backends of the op-level subject; subject " +
-                       common.subject + " has one device per run (compare it with the op-level "
-                       "subject through verdicts_agree, docs/torch-subjects.md)");
-    }
-    std::cout << "backends_agree skipped: subject " << common.subject << " runs on one device\n";
-    properties.erase(agree);
+  if (agree == properties.end()) return open;
+  if (auto* harness = dynamic_cast<Harness*>(unguarded)) {
+    add_peers(*harness, common.backend, properties, named);
+    return open;
   }
+  if (named) {
+    throw UsageError("backends_agree compares backends of an op-level subject; subject " +
+                     common.subject + " has one device per run (compare it with the op-level "
+                     "subject through verdicts_agree, docs/torch-subjects.md)");
+  }
+  std::cout << "backends_agree skipped: subject " << common.subject << " runs on one device\n";
+  properties.erase(agree);
   return open;
 }
 
-void add_common(CLI::App* command, CommonOptions& common) {
+void add_common(CLI::App* command, CommonOptions& common, bool properties) {
   command->add_option("--subject", common.subject,
-                      "subject: trtllm (op-level, default) or trtllm-torch / trtllm-torch-mrope "
-                      "(LibTorch; see `list`)")
-      ->default_val("trtllm")
-      ->check(one_of(builtin_subjects()));
+                      "subject (see `list`): trtllm (default), trtllm-torch, trtllm-torch-mrope, "
+                      "or one a --plugin registers; reproduce: the token's");
+  command->add_option("--option,-o", common.options,
+                      "subject option NAME=VALUE (repeatable; see `list`)");
+  command->add_option("--plugin", common.plugins,
+                      "shared library registering subjects (repeatable; also CAPCHECK_PLUGIN_PATH)");
   command->add_option("--backend,-b", common.backend,
-                      "backend: sim (default), torch or cuda; for a LibTorch subject emulator "
-                      "(default) or cuda (see `list`)");
-  command->add_option("--property,-p", common.properties,
-                      "property to run (repeatable; default: every non-canary property)");
+                      "device: sim (default), torch or cuda for an op-level subject; emulator "
+                      "(default) or cuda for a LibTorch one (see `list`)");
+  if (properties) {
+    command->add_option("--property,-p", common.properties,
+                        "property to run (repeatable; default: every non-canary property)");
+  }
 }
 
 }  // namespace capcheck::cli

@@ -4,19 +4,31 @@
 #include <iostream>
 
 #include "capcheck/registry.h"
+#include "capcheck/subject_registry.h"
 #include "commands.h"
 
 namespace capcheck::cli {
 
-int list_command() {
-  std::cout << "subjects (--subject):\n";
-  for (const auto& subject : builtin_subjects()) {
-    const char* what = subject == "trtllm"
-                           ? "TensorRT-LLM's capture path as op-level device ops (backends sim, torch, cuda)"
-                       : subject == "trtllm-torch"
-                           ? "the same runner in LibTorch (backends emulator, cuda; docs/torch-subjects.md)"
-                           : "the LibTorch runner with mrope position ids [3, 1, N] (backends emulator, cuda)";
-    std::cout << fmt::format("  {:<20} {}\n", subject, what);
+int list_command(const std::vector<std::string>& plugins) {
+  load_plugins_from_env();
+  for (const std::string& plugin : plugins) load_plugin(plugin);
+  std::cout << "subjects (--subject; options: --option NAME=VALUE):\n";
+  for (const SubjectEntry* subject : registered_subjects()) {
+    std::cout << fmt::format("  {:<20} {}\n", subject->name, subject->description);
+    std::string devices;
+    for (const auto& d : subject->devices) devices += (devices.empty() ? "" : ", ") + d;
+    std::cout << fmt::format("  {:<20}   devices (--backend): {}\n", "", devices);
+    if (subject->fields != kAllScenarioFields) {
+      std::cout << fmt::format("  {:<20}   reads: {}\n", "", scenario_field_names(subject->fields));
+    }
+    if (subject->generator) std::cout << fmt::format("  {:<20}   generator: its own\n", "");
+    if (!subject->plugin.empty()) std::cout << fmt::format("  {:<20}   plugin: {}\n", "", subject->plugin);
+    for (const SubjectOption& option : subject->options) {
+      std::string values;
+      for (const auto& v : option.values) values += (values.empty() ? "" : "|") + v;
+      std::cout << fmt::format("  {:<20}   --option {}={} (default {}): {}\n", "", option.name,
+                               values.empty() ? "VALUE" : values, option.default_value, option.help);
+    }
   }
   std::cout << "backends:\n";
   for (const auto& b : list_backends()) {

@@ -75,7 +75,7 @@ int main_impl(int argc, char** argv) {
   std::string token;
   bool print_json = false;
   auto* reproduce = app.add_subcommand("reproduce", "re-run exactly the scenario of a token");
-  reproduce->add_option("token", token, "a cc1: token printed by a failing run")->required();
+  reproduce->add_option("token", token, "a cc2: (or cc1:) token printed by a failing run")->required();
   add_common(reproduce, reproduce_common);
   reproduce->add_flag("--print-json", print_json, "also print the scenario as JSON");
 
@@ -85,7 +85,7 @@ int main_impl(int argc, char** argv) {
   add_common(check, check_common);
 
   SimulateOptions sim_options;
-  std::string simulate_backend = "sim";
+  CommonOptions simulate_common;
   auto* simulate = app.add_subcommand(
       "simulate", "run the engine simulator; check every capture and graph iteration");
   simulate->add_option("--seed,-s", sim_options.seed, "seed of arrivals and acceptance")
@@ -104,9 +104,11 @@ int main_impl(int argc, char** argv) {
       ->transform(decimal(1, kBatchSizeMax));
   simulate->add_option("--max-num-tokens", sim_options.max_num_tokens, "scheduler limit")
       ->transform(decimal(1, kTokensMax));
-  simulate->add_option("--backend,-b", simulate_backend, "backend: sim, torch or cuda");
+  add_common(simulate, simulate_common, /*properties=*/false);
 
-  auto* list = app.add_subcommand("list", "list backends, protocols, mutants and properties");
+  std::vector<std::string> list_plugins;
+  auto* list = app.add_subcommand("list", "list subjects, backends, protocols, mutants and properties");
+  list->add_option("--plugin", list_plugins, "also list the subjects this shared library registers");
 
   const std::set<std::string> commands = {"run", "reproduce", "check", "simulate", "list"};
   if (argc > 1 && argv[1][0] != '-' && commands.count(argv[1]) == 0) {
@@ -123,13 +125,14 @@ int main_impl(int argc, char** argv) {
 
   if (run->parsed()) return run_command(run_common, run_options);
   if (reproduce->parsed()) {
-    return check_scenario(reproduce_common, decode_token(token), print_json);
+    const DecodedToken decoded = decode_subject_token(token);
+    return check_scenario(reproduce_common, decoded.scenario, &decoded, print_json);
   }
   if (check->parsed()) {
-    return check_scenario(check_common, from_json(read_file(scenario_file)), false);
+    return check_scenario(check_common, from_json(read_file(scenario_file)), nullptr, false);
   }
-  if (simulate->parsed()) return simulate_command(simulate_backend, sim_options);
-  if (list->parsed()) return list_command();
+  if (simulate->parsed()) return simulate_command(simulate_common, sim_options);
+  if (list->parsed()) return list_command(list_plugins);
   return static_cast<int>(ExitCode::kUsage);
 }
 

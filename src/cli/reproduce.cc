@@ -14,13 +14,20 @@
 namespace capcheck::cli {
 
 // Runs the selected properties once on `scenario` (reproduce and check).
-int check_scenario(CommonOptions common, const Scenario& scenario, bool print_json) {
+int check_scenario(CommonOptions common, const Scenario& scenario, const DecodedToken* token,
+                   bool print_json) {
   auto properties = select_properties(common.properties);
-  OpenSubjects open = open_subjects(common, properties);
+  OpenSubjects open = open_subjects(common, properties, token);
   Subjects& subjects = open.get();
-  if (common.subject != "trtllm") std::cout << "subject: " << common.subject << '\n';
+  const CaseContext& context = open.context;
+  std::cout << "subject: " << describe(context.subject);
+  if (token && token->names_subject && token->subject.options != context.subject.options) {
+    std::cout << " (the token was written with " << describe(token->subject) << ")";
+  }
+  std::cout << '\n';
+  if (!context.plugin.empty()) std::cout << "plugin: " << context.plugin << '\n';
   std::cout << "backend: " << common.backend << '\n';
-  std::cout << "scenario: " << summarize(scenario) << '\n';
+  std::cout << "scenario: " << summarize(scenario, context.fields) << '\n';
   if (print_json) std::cout << to_json(scenario) << '\n';
   int violated = 0;
   for (const PropertyInfo* property : properties) {
@@ -32,7 +39,7 @@ int check_scenario(CommonOptions common, const Scenario& scenario, bool print_js
     std::cout << format_verdict(verdict);
     if (!verdict.passed) {
       ++violated;
-      std::cout << "reproduce: " << reproduce_command(scenario, common.backend, verdict.property, common.subject)
+      std::cout << "reproduce: " << reproduce_command(scenario, context, verdict.property)
                 << '\n';
     }
   }

@@ -24,23 +24,32 @@ namespace capcheck::cli {
 
 namespace {
 
-// A ready-to-paste regression: the token line for a regression file, and a
-// GoogleTest that pins the case under the correct protocol.
+// "seed-pr protocol=seed-pr mutant=none " for a subject that reads those
+// fields; "" for any other.
+std::string protocol_text(const Scenario& scenario, const CaseContext& context) {
+  if (!(context.fields & kFieldProtocol)) return "";
+  return fmt::format(" protocol={} mutant={}", protocol_name(scenario.protocol),
+                     mutant_name(scenario.mutant));
+}
+
+// A ready-to-paste regression: the token line for a regression file, and,
+// for the op-level subject, a GoogleTest that pins the case under the
+// correct protocol.
 void print_regression_draft(const RunResult& failure, const Scenario& scenario,
-                            const std::string& backend, const std::string& subject) {
-  const std::string token = encode_token(scenario);
+                            const CaseContext& context) {
+  const std::string token = encode_token(scenario, context.subject);
   std::cout << "regression draft (a line for `capcheck run --regressions DIR`):\n"
-            << "  # " << failure.property << " protocol=" << protocol_name(scenario.protocol)
-            << " mutant=" << mutant_name(scenario.mutant)
-            << (subject == "trtllm" ? "" : " subject=" + subject) << " found " << today() << '\n'
+            << "  # " << failure.property << protocol_text(scenario, context) << " subject="
+            << describe(context.subject) << " found " << today() << '\n'
             << "  " << token << '\n';
-  if (subject != "trtllm") return;  // the test draft below is the op-level subject's
+  if (context.subject.name != "trtllm") return;  // the test draft below is the op-level subject's
   std::cout << "regression test draft (GoogleTest; holds once the bug is fixed):\n"
             << "  TEST(Regression, " << failure.property << "_" << std::hex
             << (fnv1a64(token) & 0xffffffu) << std::dec << ") {\n"
             << "    capcheck::Scenario s = capcheck::decode_token(\"" << token << "\");\n"
             << "    s.protocol = capcheck::Protocol::kReference;  // the fixed protocol\n"
-            << "    capcheck::Harness harness(capcheck::make_backend(\"" << backend << "\"), capcheck::make_trtllm_subject);\n"
+            << "    capcheck::Harness harness(capcheck::make_backend(\"" << context.backend
+            << "\"), capcheck::make_trtllm_subject);\n"
             << "    EXPECT_TRUE(capcheck::check_property(capcheck::find_property(\""
             << failure.property << "\"), harness, s).passed);\n"
             << "  }\n";
@@ -86,17 +95,36 @@ int run_command(CommonOptions common, const RunOptions& options) {
   config.shrink_tries_max = options.shrink_tries_max;
   config.stop = stop_flag();
   auto properties = select_properties(common.properties);
+  OpenSubjects open = open_subjects(common, properties);
+  Subjects& subjects = open.get();
+  const SubjectEntry& entry = *open.entry;
+  const CaseContext& context = open.context;
+  // Protocol and mutant are fields of the built-in TensorRT-LLM scenarios:
+  // a subject that does not read them does not take them.
+  if (!(entry.fields & kFieldProtocol) && options.protocol != "reference") {
+    throw UsageError("--protocol is a field of the built-in TensorRT-LLM subjects; subject " +
+                     entry.name + " does not read it (its options: see `capcheck list`)");
+  }
+  if (!(entry.fields & kFieldMutant) && options.mutant != "none") {
+    throw UsageError("--mutant is a field of the built-in TensorRT-LLM subjects; subject " +
+                     entry.name + " does not read it (its variants are --option values: see "
+                     "`capcheck list`)");
+  }
+  if (entry.generator) config.generator = subject_generator(entry, config.gen, context.subject.options);
+  int other_subjects = 0;
   if (!options.regressions_dir.empty()) {
     std::vector<std::string> warnings;
-    for (auto& entry : load_regressions(options.regressions_dir, &warnings)) {
-      config.regressions.push_back(std::move(entry.scenario));
+    for (auto& kept : load_regressions(options.regressions_dir, &warnings)) {
+      if (!replays_under(kept, entry.name, entry.builtin_scenarios)) {
+        ++other_subjects;
+        continue;
+      }
+      config.regressions.push_back(std::move(kept.scenario));
     }
     for (const auto& warning : warnings) std::cerr << "capcheck: --regressions: " << warning << '\n';
   }
-  OpenSubjects open = open_subjects(common, properties);
-  Subjects& subjects = open.get();
   cli::CaseLog log(options.in_flight_path, options.json_path, options.case_timeout_seconds,
-                   common.backend, common.subject);
+                   context);
   config.observer = &log;
 
   const bool ci = ci_mode();
@@ -107,16 +135,26 @@ int run_command(CommonOptions common, const RunOptions& options) {
                     : ci         ? ci_seed(property->name)
                                  : (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy());
   }
+  const std::string scenario_options =
+      entry.fields & kFieldProtocol
+          ? fmt::format(" protocol={} mutant={} draft_loop={} capture={}", options.protocol,
+                        options.mutant, options.draft_loop, options.capture)
+          : entry.generator ? std::string(" generator=the subject's own")
+                            : fmt::format(" draft_loop={} capture={}", options.draft_loop,
+                                          options.capture);
   std::cout << fmt::format(
-      "capcheck run: subject={} backend={} protocol={} mutant={} draft_loop={} capture={} cases={} "
-      "seeds={}\n",
-      common.subject, common.backend, options.protocol, options.mutant, options.draft_loop,
-      options.capture,
-      options.cases,
+      "capcheck run: subject={} backend={}{} cases={} seeds={}\n", describe(context.subject),
+      common.backend, scenario_options, options.cases,
       options.seed ? "fixed (--seed)" : ci ? "derived from property names (CI=true)" : "random");
+  if (!entry.plugin.empty()) std::cout << "plugin: " << entry.plugin << '\n';
   if (!config.regressions.empty()) {
     std::cout << fmt::format("regressions: {} scenario(s) from {} replayed first\n",
                              config.regressions.size(), options.regressions_dir);
+  }
+  if (other_subjects > 0) {
+    std::cout << fmt::format("regressions: {} entr{} of other subjects in {} skipped\n",
+                             other_subjects, other_subjects == 1 ? "y" : "ies",
+                             options.regressions_dir);
   }
   if (!log.in_flight_path().empty()) {
     std::cout << "in-flight token: " << log.in_flight_path()
@@ -175,23 +213,22 @@ int run_command(CommonOptions common, const RunOptions& options) {
         : failure.stopped_by_request    ? ", shrinking interrupted"
         : failure.stopped_by_deadline   ? ", shrinking stopped by --max-seconds"
                                         : "");
-    std::cout << failure_report(failure.verdict, *failure.counterexample, common.backend,
-                                common.subject);
-    print_regression_draft(failure, *failure.counterexample, common.backend, common.subject);
+    std::cout << failure_report(failure.verdict, *failure.counterexample, context);
+    print_regression_draft(failure, *failure.counterexample, context);
     if (!options.regressions_dir.empty() && failure.found_by != CaseOrigin::kRegression) {
       const Scenario& kept = *failure.counterexample;
       try {
         const std::string path = append_regression(
-            options.regressions_dir, kept,
-            fmt::format("{} protocol={} mutant={} found {}", failure.property,
-                        protocol_name(kept.protocol), mutant_name(kept.mutant), today()));
+            options.regressions_dir, kept, context.subject,
+            fmt::format("{}{} subject={} found {}", failure.property, protocol_text(kept, context),
+                        describe(context.subject), today()));
         std::cout << "appended to " << path << '\n';
         saved.push_back(path);
       } catch (const OutputError& e) {
         // Never "appended" for an entry that is not there: say so loudly, with
         // the token, on stderr too (stdout may be the file that is full).
         const std::string error = std::string(e.what()) + "; the failure was NOT saved; its token: " +
-                                  encode_token(kept);
+                                  encode_token(kept, context.subject);
         output_errors.push_back(error);
         std::cout << "NOT appended: " << error << '\n';
       }
@@ -226,7 +263,7 @@ int run_command(CommonOptions common, const RunOptions& options) {
                                result_word(result), result.cases_run());
       if (!result.passed) {
         std::cerr << "    reproduce: "
-                  << reproduce_command(*result.counterexample, common.backend, result.property, common.subject)
+                  << reproduce_command(*result.counterexample, context, result.property)
                   << '\n';
       }
     }

@@ -11,10 +11,21 @@
 
 namespace capcheck::cli {
 
+// The first single-scenario property that fails on `scenario` alone, or null:
+// what makes the failing iteration's token reproduce.
+const PropertyInfo* reproducing_property(Subjects& subjects, const Scenario& scenario) {
+  for (const PropertyInfo& property : all_properties()) {
+    if (property.canary || property.name == "backends_agree") continue;
+    if (!check_property(property, subjects, scenario).passed) return &property;
+  }
+  return nullptr;
+}
+
 // Runs the engine simulator for `iterations` iterations with requests arriving
 // from the seed; one line per iteration, a summary, and on a violation the
-// failing iteration's token and the command that replays the whole run.
-int simulate_command(const std::string& backend, const SimulateOptions& o) {
+// failing iteration's token (with the property that fails on it alone) and
+// the command that replays the whole run.
+int simulate_command(CommonOptions common, const SimulateOptions& o) {
   sim::EngineConfig config;
   config.max_batch_size = o.max_batch_size;
   config.max_num_tokens = o.max_num_tokens;
@@ -24,26 +35,47 @@ int simulate_command(const std::string& backend, const SimulateOptions& o) {
   config.protocol = parse_protocol(o.protocol);
   config.mutant = parse_mutant(o.mutant);
   config.acceptance_seed = o.seed;
-  EngineRunner runner(make_backend(backend), config);
+  std::vector<const PropertyInfo*> none;
+  OpenSubjects open = open_subjects(common, none);
+  const CaseContext context = open.context;
+  if (!(open.entry->fields & kFieldProtocol) && (o.protocol != "reference" || o.mutant != "none")) {
+    throw UsageError("--protocol and --mutant are fields of the built-in TensorRT-LLM subjects; "
+                     "subject " + open.entry->name + " does not read them");
+  }
+  EngineRunner runner(std::move(open.subjects), config);
+  std::string subject_flags;
+  if (context.subject.name != "trtllm") subject_flags += " --subject " + context.subject.name;
+  for (const auto& [name, value] : context.subject.options) {
+    subject_flags += " --option " + name + "=" + value;
+  }
+  if (!context.plugin.empty()) subject_flags += " --plugin " + context.plugin;
   const std::string rerun = fmt::format(
       "capcheck simulate --seed {} --iterations {} --protocol {} --mutant {} --capture {} "
-      "--draft-len {} --draft-loop {} --max-batch-size {} --max-num-tokens {} --backend {}",
+      "--draft-len {} --draft-loop {} --max-batch-size {} --max-num-tokens {} --backend {}{}",
       o.seed, o.iterations, o.protocol, o.mutant, o.capture, o.draft_len,
-      o.draft_loop, o.max_batch_size, o.max_num_tokens, backend);
+      o.draft_loop, o.max_batch_size, o.max_num_tokens, common.backend, subject_flags);
   std::cout << "capcheck simulate: " << rerun.substr(std::string("capcheck simulate ").size())
             << '\n';
-  auto report = [&](const std::vector<Verdict>& failures, const Scenario* scenario) {
+  auto report = [&](const std::vector<Verdict>& failures, const Scenario* scenario,
+                    const char* what) {
     for (const Verdict& v : failures) std::cout << format_verdict(v);
     if (scenario) {
-      std::cout << "failing capture as a scenario: " << reproduce_command(*scenario, backend)
+      std::cout << "failing " << what << " as a scenario: " << summarize(*scenario, context.fields)
                 << '\n';
+      if (const PropertyInfo* p = reproducing_property(runner.subjects(), *scenario)) {
+        std::cout << "reproduce (" << p->name << " fails on it alone): "
+                  << reproduce_command(*scenario, context, p->name) << '\n';
+      } else {
+        std::cout << "no single-scenario property fails on it alone (the failure needs the "
+                     "run's history): " << reproduce_command(*scenario, context) << '\n';
+      }
     }
     std::cout << "replay the whole run: " << rerun << '\n';
   };
   const auto startup = runner.start();
   std::cout << "startup: " << runner.engine().startup_captures().size() << " capture(s)\n";
   if (!startup.empty()) {
-    report(startup, nullptr);
+    report(startup, nullptr, "");
     return static_cast<int>(ExitCode::kPropertyViolated);
   }
   std::uint64_t arrivals = sim::splitmix64(o.seed ^ 0x5eedull);
@@ -67,7 +99,8 @@ int simulate_command(const std::string& backend, const SimulateOptions& o) {
     std::cout << outcome->iteration.describe() << (outcome->failures.empty() ? "" : "  VIOLATED")
               << '\n';
     if (!outcome->failures.empty()) {
-      report(outcome->failures, &outcome->iteration.scenario);
+      report(outcome->failures, &outcome->iteration.scenario,
+             action == sim::GraphAction::kCapture ? "capture" : "replay");
       return static_cast<int>(ExitCode::kPropertyViolated);
     }
   }

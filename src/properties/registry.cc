@@ -21,6 +21,10 @@ const std::vector<PropertyInfo>& all_properties() {
       {"replays_match_eager",
        "every replay over follow-up iterations (re-prepare, replay) equals an eager forward",
        &replays_match_eager},
+      {"bucket_reuse_matches_eager",
+       "a graph captured with one real request fewer (padded into the same key) and replayed "
+       "on this batch equals an eager forward of it",
+       &bucket_reuse_matches_eager},
       {"padding_is_inert", "padding dummy rows never change the real rows' outputs",
        &padding_is_inert},
       {"static_inputs_fully_copied",

@@ -68,6 +68,46 @@ Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
   return pass(kName);
 }
 
+Verdict bucket_reuse_matches_eager(Subjects& subjects, const Scenario& scenario) {
+  constexpr std::string_view kName = "bucket_reuse_matches_eager";
+  Scenario fewer;
+  if (!one_more_dummy(scenario, &fewer)) return pass(kName);  // no real generation request
+  Instance& graph = subjects.graph(scenario);
+  // The key captured by an earlier batch of the same shape, with one real
+  // request fewer, then serving this one.
+  graph.prepare(fewer);
+  graph.capture();
+  graph.prepare(scenario);
+  Outputs replayed;
+  graph.start_trace();
+  graph.replay(replayed);
+  graph.stop_trace();
+  Instance& eager = subjects.eager(scenario);
+  eager.prepare(scenario);
+  Outputs expected;
+  eager.start_trace();
+  eager.forward_eager(expected);
+  eager.stop_trace();
+  SnapshotDifference diff;
+  if (!first_difference(expected, replayed, &diff)) return pass(kName);
+  const Mismatch& m = diff.mismatch;
+  const std::int32_t real = scenario.num_seqs() - scenario.num_dummy_requests;
+  Verdict v = fail(kName,
+                   "a replay of the graph captured with " + std::to_string(real - 1) +
+                       " real request(s) and " + std::to_string(fewer.num_dummy_requests) +
+                       " padding dummies, on this batch of " + std::to_string(real) +
+                       " real request(s), computed " + m.location + " = " + m.actual +
+                       " where an eager forward computes " + m.expected,
+                   m);
+  v.notes.push_back("a value of the capture's batch (a real token or request count, a "
+                    "composition) was baked into the graph");
+  const std::string eager_note = eager.explain_output(diff.buffer, m.index);
+  const std::string replay_note = graph.explain_output(diff.buffer, m.index);
+  if (!eager_note.empty()) v.notes.push_back("eager computed " + eager_note);
+  if (!replay_note.empty()) v.notes.push_back("replay computed " + replay_note);
+  return v;
+}
+
 Verdict graph_outputs_survive_other_replays(Subjects& subjects, const Scenario& scenario) {
   constexpr std::string_view kName = "graph_outputs_survive_other_replays";
   const Scenario other = another_key(scenario);

@@ -58,5 +58,9 @@ Scenario follow_up(const Scenario& s, std::int32_t i);
 /// context request of one token, or, at the batch-size limit, one generation
 /// request fewer (or one context fewer).
 Scenario another_key(const Scenario& s);
+/// `s` with its last real generation request made a padding dummy (zero
+/// offsets, nothing accepted): the same key and tokens, one real request
+/// fewer. False when `s` has no real generation request.
+bool one_more_dummy(const Scenario& s, Scenario* out);
 
 }  // namespace capcheck::properties_detail

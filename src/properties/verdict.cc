@@ -112,6 +112,23 @@ Scenario another_key(const Scenario& s) {
   return other;
 }
 
+bool one_more_dummy(const Scenario& s, Scenario* out) {
+  const std::int32_t g = s.num_generations - s.num_dummy_requests - 1;  // the last real one
+  if (g < 0) return false;
+  *out = s;
+  out->num_dummy_requests += 1;
+  out->num_accepted_tokens[static_cast<std::size_t>(g)] = 0;
+  const auto width = static_cast<std::size_t>(1 + s.key.draft_len);
+  for (std::size_t j = 0; j < width; ++j) {
+    out->previous_pos_id_offsets[static_cast<std::size_t>(g) * width + j] = 0;
+  }
+  if (s.num_chunked_ctx_requests == 0) {
+    out->previous_kv_lens_offsets[static_cast<std::size_t>(g)] = 0;
+  }
+  validate(*out);
+  return true;
+}
+
 }  // namespace properties_detail
 
 Verdict check_outputs_equal(std::string_view property, const std::string& what,
@@ -130,6 +147,13 @@ Verdict check_property(const PropertyInfo& property, Subjects& subjects, const S
     v.passed = false;
     v.property = std::string(property.name);
     v.message = std::string("the subject made an illegal backend call: ") + e.what();
+    return v;
+  } catch (const SubjectError& e) {
+    subjects.abandon_capture();
+    Verdict v;
+    v.passed = false;
+    v.property = std::string(property.name);
+    v.message = e.what();
     return v;
   }
 }

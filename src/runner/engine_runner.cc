@@ -1,5 +1,6 @@
 #include "capcheck/engine_runner.h"
 
+#include "capcheck/errors.h"
 #include "capcheck/trtllm_subject.h"
 
 #include <algorithm>
@@ -7,18 +8,34 @@
 namespace capcheck {
 
 EngineRunner::EngineRunner(std::unique_ptr<Backend> backend, const sim::EngineConfig& config)
-    : engine_(config), harness_(std::move(backend), make_trtllm_subject) {
+    : EngineRunner(std::make_unique<Harness>(std::move(backend), make_trtllm_subject), config) {}
+
+EngineRunner::EngineRunner(std::unique_ptr<Subjects> subjects, const sim::EngineConfig& config)
+    : engine_(config), subjects_(std::move(subjects)) {
+  CAPCHECK_ASSERT(subjects_ != nullptr);
   // Size the subjects once for the largest batch: a rebuild would drop graphs.
   std::int32_t seqs = config.max_batch_size;
   for (const auto size : engine_.supported_batch_sizes()) seqs = std::max(seqs, size);
   const std::int32_t tokens = std::max(config.max_num_tokens, seqs * (1 + config.draft_len));
-  harness_.reserve(SubjectLimits{seqs, tokens});
+  subjects_->reserve(SubjectLimits{seqs, tokens});
+  if (subjects_->continuing(Scenario{}) == nullptr) {
+    const std::string name = subjects_->subject_name();
+    throw UsageError("subject " + (name.empty() ? std::string("given") : name) +
+                     " cannot run engine iterations: its Subjects::continuing() keeps no state "
+                     "across scenarios");
+  }
+}
+
+Instance& EngineRunner::graph(const Scenario& scenario) {
+  Instance* graph = subjects_->continuing(scenario);
+  CAPCHECK_ASSERT(graph != nullptr);
+  return *graph;
 }
 
 std::vector<Verdict> EngineRunner::start() {
   std::vector<Verdict> failures;
   for (const Scenario& scenario : engine_.startup_captures()) {
-    Verdict verdict = check_capture_preserves_inputs(harness_.continuing_graph(scenario), scenario);
+    Verdict verdict = check_capture_preserves_inputs(graph(scenario), scenario);
     if (!verdict.passed) {
       verdict.notes.push_back("startup capture of batch size " +
                               std::to_string(scenario.key.batch_size));
@@ -33,19 +50,20 @@ std::optional<IterationOutcome> EngineRunner::step() {
   if (!iteration) return std::nullopt;
   IterationOutcome outcome{*iteration, {}};
   const Scenario& scenario = iteration->scenario;
+  Outputs expected;
   if (iteration->runs_as_graph) {
-    Instance& graph = harness_.continuing_graph(scenario);
+    Instance& g = graph(scenario);
     if (iteration->action == sim::GraphAction::kCapture) {
-      Verdict verdict = check_capture_preserves_inputs(graph, scenario);
+      Verdict verdict = check_capture_preserves_inputs(g, scenario);
       if (!verdict.passed) outcome.failures.push_back(std::move(verdict));
       // Between a lazy capture and its immediate replay nothing rewrites the
       // metadata (Note [TensorRT-LLM capture path]).
     } else {
-      graph.prepare(scenario);
+      g.prepare(scenario);
     }
-    Outputs replayed, expected;
-    graph.replay(replayed);
-    Instance& eager = harness_.eager(scenario);
+    Outputs replayed;
+    g.replay(replayed);
+    Instance& eager = subjects_->eager(scenario);
     eager.prepare(scenario);
     eager.forward_eager(expected);
     Verdict verdict = check_outputs_equal(
@@ -56,9 +74,9 @@ std::optional<IterationOutcome> EngineRunner::step() {
         expected, replayed);
     if (!verdict.passed) outcome.failures.push_back(std::move(verdict));
   } else {
-    Subject& eager = harness_.eager_subject(scenario);
+    Instance& eager = subjects_->eager(scenario);
     eager.prepare(scenario);
-    eager.forward_eager();
+    eager.forward_eager(expected);
   }
   engine_.complete(*iteration);
   return outcome;
@@ -66,8 +84,8 @@ std::optional<IterationOutcome> EngineRunner::step() {
 
 void EngineRunner::clear_graphs() {
   engine_.clear_graphs();
-  Scenario any;
-  harness_.continuing_graph_subject(any).reset();
+  // A reset releases the subject's graphs (Subjects::graph resets).
+  subjects_->graph(Scenario{});
 }
 
 }  // namespace capcheck

@@ -77,11 +77,14 @@ std::uint64_t ci_seed(std::string_view property_name) {
   return fnv1a64(property_name);
 }
 
-RunResult run_property(Subjects& subjects, const PropertyInfo& property, const RunConfig& config) {
+RunResult run_property(Subjects& given, const PropertyInfo& property, const RunConfig& config) {
   if (config.cases < 1) throw UsageError("--cases must be at least 1");
   if (config.seconds_max < 0) throw UsageError("--max-seconds must not be negative");
   if (config.shrink_tries_max < 0) throw UsageError("--shrink-budget must not be negative");
-  const rc::Gen<Scenario> generator = gen_scenario(config.gen);
+  const rc::Gen<Scenario> generator = config.generator ? *config.generator : gen_scenario(config.gen);
+  // Note [subject exceptions]: whatever the subject throws becomes a verdict.
+  const std::unique_ptr<Subjects> guard = is_guarded(given) ? nullptr : guard_subjects(given);
+  Subjects& subjects = guard ? *guard : given;
   CaseRunner runner(subjects, property, config.observer);
   // Explanations only for the verdicts reported (each failure is re-checked).
   struct Explanations {

@@ -37,6 +37,22 @@ void throw_backend_error(BackendErrorKind kind, std::string call, const std::str
   throw BackendError(kind, std::move(call), message, where.file, where.line);
 }
 
+namespace {
+std::string describe_subject_error(const std::string& subject, const std::string& phase,
+                                   const std::string& type, const std::string& message) {
+  return (subject.empty() ? std::string("the subject") : "subject '" + subject + "'") +
+         " threw " + type + " during " + phase + (message.empty() ? "" : ": " + message);
+}
+}  // namespace
+
+SubjectError::SubjectError(std::string subject, std::string phase, std::string type,
+                           std::string message)
+    : std::runtime_error(describe_subject_error(subject, phase, type, message)),
+      subject_(std::move(subject)),
+      phase_(std::move(phase)),
+      type_(std::move(type)),
+      message_(std::move(message)) {}
+
 std::string quote_input(std::string_view text, std::size_t max_chars) {
   if (text.size() <= max_chars) return "'" + std::string(text) + "'";
   return "'" + std::string(text.substr(0, max_chars)) + "...' (" + std::to_string(text.size()) +

@@ -88,7 +88,10 @@ std::vector<RegressionEntry> load_regressions(const std::string& directory,
         continue;
       }
       try {
-        entries.push_back(RegressionEntry{decode_token(line), path.string(), number, comment});
+        DecodedToken decoded = decode_subject_token(line);
+        entries.push_back(RegressionEntry{std::move(decoded.scenario), path.string(), number,
+                                          comment, std::move(decoded.subject),
+                                          decoded.names_subject});
       } catch (const UsageError& e) {
         const bool torn_tail = i + 1 == lines.size() && !ends_with_newline;
         const bool marked_torn = i + 1 < lines.size() && trimmed(lines[i + 1]) == kTornMarker;
@@ -107,6 +110,7 @@ std::vector<RegressionEntry> load_regressions(const std::string& directory,
 }
 
 std::string append_regression(const std::string& directory, const Scenario& scenario,
+                              const SubjectRef& subject,
                               const std::string& comment) {
   std::error_code error;
   fs::create_directories(directory, error);
@@ -118,7 +122,7 @@ std::string append_regression(const std::string& directory, const Scenario& scen
   std::string one_line_comment = comment;
   std::replace(one_line_comment.begin(), one_line_comment.end(), '\n', ' ');
   try {
-    detail::append_whole(path.string(), "# " + one_line_comment + '\n' + encode_token(scenario) + '\n',
+    detail::append_whole(path.string(), "# " + one_line_comment + '\n' + encode_token(scenario, subject) + '\n',
                          kTornMarker);
   } catch (const OutputError& e) {
     throw OutputError(std::string("--regressions: ") + e.what());

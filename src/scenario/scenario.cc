@@ -215,18 +215,43 @@ std::string list(const std::vector<std::int32_t>& values, std::size_t shown_max 
 }
 }  // namespace
 
-std::string summarize(const Scenario& s) {
+std::string scenario_field_names(ScenarioFields fields) {
+  static constexpr std::pair<ScenarioField, const char*> kNames[] = {
+      {kFieldProtocol, "protocol"},        {kFieldMutant, "mutant"},
+      {kFieldKey, "key"},                  {kFieldWarmups, "warmups"},
+      {kFieldComposition, "composition"},  {kFieldSeqLens, "seq_lens"},
+      {kFieldKvLens, "kv_lens"},           {kFieldPosOffsets, "previous_pos_id_offsets"},
+      {kFieldKvOffsets, "previous_kv_lens_offsets"}, {kFieldInputIds, "input_ids"},
+      {kFieldPositionIds, "position_ids"}, {kFieldDraftLoop, "draft_loop"},
+      {kFieldDummies, "dummies"},
+  };
+  std::string text;
+  for (const auto& [field, name] : kNames) {
+    if (fields & field) text += (text.empty() ? "" : ", ") + std::string(name);
+  }
+  return text;
+}
+
+std::string summarize(const Scenario& s, ScenarioFields f) {
   std::ostringstream out;
-  out << "key=(batch_size=" << s.key.batch_size << ", draft_len=" << s.key.draft_len
-      << ") warmups=" << s.warmups_count << " protocol=" << protocol_name(s.protocol);
-  if (s.mutant != Mutant::kNone) out << " mutant=" << mutant_name(s.mutant);
-  if (s.draft_loop) out << " draft_loop=on accepted=" << list(s.num_accepted_tokens);
-  if (s.num_dummy_requests > 0) out << " dummies=" << s.num_dummy_requests;
-  out << " requests: " << s.num_contexts << " context (" << s.num_chunked_ctx_requests
-      << " chunked), " << s.num_generations << " generation; tokens=" << s.num_tokens()
-      << " seq_lens=" << list(s.seq_lens) << " kv_lens=" << list(s.kv_lens)
-      << " previous_pos_id_offsets=" << list(s.previous_pos_id_offsets)
-      << " previous_kv_lens_offsets=" << list(s.previous_kv_lens_offsets);
+  out << "key=(batch_size=" << s.key.batch_size << ", draft_len=" << s.key.draft_len << ")";
+  if (f & kFieldWarmups) out << " warmups=" << s.warmups_count;
+  if (f & kFieldProtocol) out << " protocol=" << protocol_name(s.protocol);
+  if ((f & kFieldMutant) && s.mutant != Mutant::kNone) out << " mutant=" << mutant_name(s.mutant);
+  if ((f & kFieldDraftLoop) && s.draft_loop) {
+    out << " draft_loop=on accepted=" << list(s.num_accepted_tokens);
+  }
+  if ((f & kFieldDummies) && s.num_dummy_requests > 0) out << " dummies=" << s.num_dummy_requests;
+  if (f & kFieldComposition) {
+    out << " requests: " << s.num_contexts << " context (" << s.num_chunked_ctx_requests
+        << " chunked), " << s.num_generations << " generation;";
+  }
+  out << " tokens=" << s.num_tokens();
+  if (f & kFieldSeqLens) out << " seq_lens=" << list(s.seq_lens);
+  if (f & kFieldKvLens) out << " kv_lens=" << list(s.kv_lens);
+  if (f & kFieldPositionIds && !(f & kFieldPosOffsets)) out << " position_ids=" << list(s.position_ids);
+  if (f & kFieldPosOffsets) out << " previous_pos_id_offsets=" << list(s.previous_pos_id_offsets);
+  if (f & kFieldKvOffsets) out << " previous_kv_lens_offsets=" << list(s.previous_kv_lens_offsets);
   return out.str();
 }
 

@@ -76,7 +76,8 @@ std::string base64url_decode(std::string_view text) {
 
 // ------------------------------------------------------- compact encoding
 
-constexpr std::uint8_t kFormatVersion = 1;
+constexpr std::uint8_t kFormatVersionV1 = 1;
+constexpr std::uint8_t kFormatVersion = 2;
 
 void append_checksum(std::string& bytes) {
   const std::uint32_t sum = fnv1a32(bytes);
@@ -100,6 +101,10 @@ class Writer {
   void array(const std::vector<std::int32_t>& values) {
     varint(values.size());
     for (auto v : values) signed_value(v);
+  }
+  void text(const std::string& value) {
+    varint(value.size());
+    bytes_ += value;
   }
   std::string payload() { return std::move(bytes_); }
 
@@ -158,6 +163,18 @@ class Reader {
     for (std::int32_t i = 0; i < count; ++i) values.push_back(signed_value(field));
     return values;
   }
+  std::string text(const char* field) {
+    const std::uint64_t size = varint(field);
+    if (size > kSubjectTextMax) {
+      throw UsageError(std::string("invalid token: field ") + field + " is " +
+                       std::to_string(size) + " bytes, above the limit " +
+                       std::to_string(kSubjectTextMax));
+    }
+    if (end_ - pos_ < size) truncated(field);
+    std::string value = bytes_.substr(pos_, static_cast<std::size_t>(size));
+    pos_ += static_cast<std::size_t>(size);
+    return value;
+  }
   void verify_checksum() {
     if (bytes_.size() < 5) {
       throw UsageError("invalid token: only " + std::to_string(bytes_.size()) +
@@ -191,10 +208,9 @@ class Reader {
 
 }  // namespace
 
-std::string encode_token(const Scenario& s) {
-  validate(s);
-  Writer w;
-  w.varint(kFormatVersion);
+namespace {
+// The scenario's fields, the same in both versions.
+void write_scenario(Writer& w, const Scenario& s) {
   w.varint(static_cast<std::uint64_t>(s.protocol));
   w.varint(static_cast<std::uint64_t>(s.mutant));
   w.varint(static_cast<std::uint64_t>(s.key.batch_size));
@@ -212,6 +228,21 @@ std::string encode_token(const Scenario& s) {
   w.varint(s.draft_loop ? 1 : 0);
   w.array(s.num_accepted_tokens);
   w.varint(static_cast<std::uint64_t>(s.num_dummy_requests));
+}
+}  // namespace
+
+std::string encode_token(const Scenario& s, const SubjectRef& subject) {
+  validate(s);
+  validate(subject);
+  Writer w;
+  w.varint(kFormatVersion);
+  w.text(subject.name);
+  w.varint(subject.options.size());
+  for (const auto& [name, value] : subject.options) {
+    w.text(name);
+    w.text(value);
+  }
+  write_scenario(w, s);
   return detail::frame_token_payload(w.payload());
 }
 
@@ -221,18 +252,33 @@ std::string frame_token_payload(std::string_view payload) {
   append_checksum(bytes);
   return std::string(kTokenPrefix) + base64url_encode(bytes);
 }
+
+std::string encode_token_v1(const Scenario& s) {
+  validate(s);
+  Writer w;
+  w.varint(kFormatVersionV1);
+  write_scenario(w, s);
+  return frame_token_payload_v1(w.payload());
+}
+
+std::string frame_token_payload_v1(std::string_view payload) {
+  std::string bytes(payload);
+  append_checksum(bytes);
+  return std::string(kTokenPrefixV1) + base64url_encode(bytes);
+}
 }  // namespace detail
 
-Scenario decode_token(std::string_view token) {
+DecodedToken decode_subject_token(std::string_view token) {
   if (token.size() > kTokenLengthMax) {
     throw UsageError("invalid token: " + std::to_string(token.size()) +
                      " characters, above the limit " + std::to_string(kTokenLengthMax));
   }
-  if (token.substr(0, kTokenPrefix.size()) != kTokenPrefix) {
+  const bool v1 = token.substr(0, kTokenPrefixV1.size()) == kTokenPrefixV1;
+  if (!v1 && token.substr(0, kTokenPrefix.size()) != kTokenPrefix) {
     if (token.size() >= 4 && token.substr(0, 2) == "cc" && token[3] == ':') {
       throw UsageError("invalid token: version '" + std::string(token.substr(0, 4)) +
                        "' is not supported by this capcheck (it reads " +
-                       std::string(kTokenPrefix) + ")");
+                       std::string(kTokenPrefix) + " and " + std::string(kTokenPrefixV1) + ")");
     }
     throw UsageError("invalid token: it must start with '" + std::string(kTokenPrefix) +
                      "' (got '" + std::string(token.substr(0, 12)) + "')");
@@ -241,11 +287,37 @@ Scenario decode_token(std::string_view token) {
   Reader r(bytes);
   r.verify_checksum();
   const auto version = r.varint("version");
-  if (version != kFormatVersion) {
+  const std::uint64_t expected = v1 ? kFormatVersionV1 : kFormatVersion;
+  if (version != expected) {
     throw UsageError("invalid token: encoding version " + std::to_string(version) +
-                     " is not supported (expected " + std::to_string(kFormatVersion) + ")");
+                     " does not match its prefix " + std::string(token.substr(0, 4)) +
+                     " (expected " + std::to_string(expected) + ")");
   }
-  Scenario s;
+  DecodedToken decoded;
+  decoded.names_subject = !v1;
+  if (!v1) {
+    decoded.subject.name = r.text("subject");
+    const std::uint64_t count = r.varint("subject options");
+    if (count > kSubjectOptionsMax) {
+      throw UsageError("invalid token: " + std::to_string(count) + " subject options, above the "
+                       "limit " + std::to_string(kSubjectOptionsMax));
+    }
+    for (std::uint64_t k = 0; k < count; ++k) {
+      std::string name = r.text("subject option name");
+      std::string value = r.text("subject option value");
+      if (!decoded.subject.options.empty() && decoded.subject.options.rbegin()->first >= name) {
+        throw UsageError("invalid token: subject options are not in canonical order; the token "
+                         "was not written by capcheck");
+      }
+      decoded.subject.options.emplace(std::move(name), std::move(value));
+    }
+    try {
+      validate(decoded.subject);
+    } catch (const UsageError& e) {
+      throw UsageError(std::string("invalid token: ") + e.what());
+    }
+  }
+  Scenario& s = decoded.scenario;
   const auto protocol = r.varint("protocol");
   if (protocol >= kProtocolCount) throw UsageError("invalid token: unknown protocol value");
   s.protocol = static_cast<Protocol>(protocol);
@@ -271,7 +343,52 @@ Scenario decode_token(std::string_view token) {
   s.num_dummy_requests = r.small("num_dummy_requests");
   r.expect_end();
   validate(s);
-  return s;
+  return decoded;
+}
+
+Scenario decode_token(std::string_view token) { return decode_subject_token(token).scenario; }
+
+namespace {
+bool name_char(char c, bool first) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+         (!first && (c == '-' || c == '_' || c == '.'));
+}
+bool value_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '_' || c == '.' || c == ':' || c == '/' || c == '+' || c == ',';
+}
+void check_name(std::string_view what, std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 64;
+  for (std::size_t i = 0; ok && i < name.size(); ++i) ok = name_char(name[i], i == 0);
+  if (!ok) {
+    throw UsageError(std::string(what) + " " + quote_input(name) +
+                     " is not a name: 1 to 64 of [a-z0-9._-], starting with a letter or digit");
+  }
+}
+}  // namespace
+
+void validate(const SubjectRef& subject) {
+  check_name("subject", subject.name);
+  if (subject.options.size() > kSubjectOptionsMax) {
+    throw UsageError("subject " + subject.name + " has " + std::to_string(subject.options.size()) +
+                     " options, above the limit " + std::to_string(kSubjectOptionsMax));
+  }
+  for (const auto& [name, value] : subject.options) {
+    check_name("subject option", name);
+    bool ok = value.size() <= kSubjectTextMax;
+    for (char c : value) ok = ok && value_char(c);
+    if (!ok) {
+      throw UsageError("value " + quote_input(value) + " of subject option " + name +
+                       " must be at most " + std::to_string(kSubjectTextMax) +
+                       " of [A-Za-z0-9._:/+,-]");
+    }
+  }
+}
+
+std::string describe(const SubjectRef& subject) {
+  std::string text = subject.name;
+  for (const auto& [name, value] : subject.options) text += " " + name + "=" + value;
+  return text;
 }
 
 }  // namespace capcheck

@@ -207,8 +207,20 @@ class TorchSubjects final : public Subjects {
     if (name_.empty()) name_ = device.is_cuda() ? "cuda-graph" : "emulator";
   }
 
-  Instance& graph(const Scenario& scenario) override { return fitted(scenario, graph_, graph_instance_); }
-  Instance& eager(const Scenario& scenario) override { return fitted(scenario, eager_, eager_instance_); }
+  Instance& graph(const Scenario& scenario) override {
+    return fitted(scenario, graph_, graph_instance_, true);
+  }
+  Instance& eager(const Scenario& scenario) override {
+    return fitted(scenario, eager_, eager_instance_, true);
+  }
+  Instance* continuing(const Scenario& scenario) override {
+    return &fitted(scenario, graph_, graph_instance_, false);
+  }
+  void reserve(const SubjectLimits& limits) override {
+    grow(limits.seqs_max, limits.tokens_max);
+    fitted(Scenario{}, graph_, graph_instance_, true);
+    fitted(Scenario{}, eager_, eager_instance_, true);
+  }
   std::vector<Subjects*> peer_subjects() override { return {}; }
   std::string device_name() const override { return name_; }
   void set_explanations(bool on) override {
@@ -222,24 +234,28 @@ class TorchSubjects final : public Subjects {
   }
 
  private:
+  // Grows both subjects (they must stay alike) to the next power of two that
+  // holds `seqs` and `tokens`; a growth rebuilds them.
+  void grow(std::int32_t seqs, std::int32_t tokens) {
+    if (seqs <= options_.limits.seqs_max && tokens <= options_.limits.tokens_max) return;
+    auto next = [](std::int32_t have, std::int32_t need) {
+      while (have < need) have *= 2;
+      return have;
+    };
+    options_.limits.seqs_max = next(options_.limits.seqs_max, seqs);
+    options_.limits.tokens_max = next(options_.limits.tokens_max, tokens);
+    graph_.reset();
+    eager_.reset();
+  }
+
   Instance& fitted(const Scenario& scenario, std::unique_ptr<TorchSubject>& subject,
-                   TorchInstance& instance) {
-    if (!options_.limits.fits(scenario)) {
-      // Grow both (they must stay alike), to the next power of two.
-      auto grow = [](std::int32_t have, std::int32_t need) {
-        while (have < need) have *= 2;
-        return have;
-      };
-      options_.limits.seqs_max = grow(options_.limits.seqs_max, scenario.num_seqs());
-      options_.limits.tokens_max = grow(options_.limits.tokens_max, scenario.num_tokens());
-      graph_.reset();
-      eager_.reset();
-    }
+                   TorchInstance& instance, bool reset) {
+    grow(scenario.num_seqs(), scenario.num_tokens());
     if (!subject) {
       subject = factory_(options_);
       if (!subject) throw UsageError("make_torch_subjects: the factory returned no subject");
       instance.bind(*subject);
-    } else {
+    } else if (reset) {
       subject->reset();
     }
     return instance;

@@ -25,7 +25,11 @@ struct IterationOutcome {
 
 class EngineRunner {
  public:
+  /// The built-in op-level subject on `backend`.
   EngineRunner(std::unique_ptr<Backend> backend, const sim::EngineConfig& config);
+  /// Any subject whose Subjects::continuing() keeps state across iterations
+  /// (UsageError naming it otherwise).
+  EngineRunner(std::unique_ptr<Subjects> subjects, const sim::EngineConfig& config);
 
   /// Runs the startup captures (TensorRT-LLM's warmup); returns failed verdicts.
   std::vector<Verdict> start();
@@ -35,11 +39,13 @@ class EngineRunner {
   void clear_graphs();
 
   sim::Engine& engine() { return engine_; }
-  Harness& harness() { return harness_; }
+  Subjects& subjects() { return *subjects_; }
 
  private:
+  Instance& graph(const Scenario& scenario);
+
   sim::Engine engine_;
-  Harness harness_;
+  std::unique_ptr<Subjects> subjects_;
 };
 
 }  // namespace capcheck

@@ -96,6 +96,23 @@ struct SourceLocation {
                                       const std::string& message,
                                       SourceLocation where = SourceLocation::current());
 
+/// An exception of a type capcheck does not know (std::out_of_range, a
+/// user's own), thrown by a subject's code: a defect of the subject, which
+/// check_property turns into a failed verdict. Carries the subject, the phase
+/// that threw ("prepare", "capture", "replay", ...), and the original type
+/// and message.
+class SubjectError : public std::runtime_error {
+ public:
+  SubjectError(std::string subject, std::string phase, std::string type, std::string message);
+  const std::string& subject() const { return subject_; }
+  const std::string& phase() const { return phase_; }
+  const std::string& type() const { return type_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string subject_, phase_, type_, message_;
+};
+
 /// One of capcheck's own invariants does not hold: a bug in capcheck.
 class InternalError : public std::logic_error {
  public:

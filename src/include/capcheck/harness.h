@@ -32,7 +32,7 @@ class Harness final : public Subjects {
 
   /// Builds the subjects (if needed) with buffers for at least `limits`, so
   /// that later calls never rebuild them (a rebuild drops captured graphs).
-  void reserve(const SubjectLimits& limits);
+  void reserve(const SubjectLimits& limits) override;
   /// The graph-path subject as it is, NOT reset: for runs that span
   /// iterations (graphs captured earlier stay). Fitted like graph_subject().
   Subject& continuing_graph_subject(const Scenario& scenario);
@@ -57,6 +57,7 @@ class Harness final : public Subjects {
   std::vector<Subjects*> peer_subjects() override;
   std::string device_name() const override;
   void abandon_capture() override;
+  Instance* continuing(const Scenario& scenario) override { return &continuing_graph(scenario); }
 
  private:
   class Impl;

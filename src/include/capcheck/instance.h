@@ -13,9 +13,28 @@
 #include <string_view>
 #include <vector>
 
+#include "capcheck/errors.h"
 #include "capcheck/scenario.h"
 
 namespace capcheck {
+
+/// Buffer sizes a subject is built for: the largest key it will see.
+struct SubjectLimits {
+  std::int32_t seqs_max = 64;
+  std::int32_t tokens_max = 512;
+
+  /// True when `scenario` fits in buffers of these sizes.
+  bool fits(const Scenario& scenario) const {
+    return scenario.num_seqs() <= seqs_max && scenario.num_tokens() <= tokens_max;
+  }
+  /// UsageError naming both sizes when `scenario` does not fit.
+  void require_fits(const Scenario& scenario) const {
+    if (fits(scenario)) return;
+    throw UsageError("scenario needs " + std::to_string(scenario.num_seqs()) + " requests and " +
+                     std::to_string(scenario.num_tokens()) + " tokens; subject was built for " +
+                     std::to_string(seqs_max) + " and " + std::to_string(tokens_max));
+  }
+};
 
 /// The element type of observed values; comparisons are bitwise.
 enum class ElementType : std::uint8_t {
@@ -150,6 +169,19 @@ class Subjects {
   /// for the one re-check whose verdict it reports, where tracing costs (the
   /// LibTorch subjects' WriteTrace).
   virtual void set_explanations(bool on) { (void)on; }
+
+  /// For runs that span iterations (the engine simulator): the graph-path
+  /// instance as it is, NOT reset (graphs captured earlier stay), fitted for
+  /// `scenario`. Call reserve() first so that no refit drops graphs. Null for
+  /// a subject that cannot keep state across scenarios.
+  virtual Instance* continuing(const Scenario& scenario) {
+    (void)scenario;
+    return nullptr;
+  }
+  /// Builds the instances now with buffers for at least `limits`.
+  virtual void reserve(const SubjectLimits& limits) { (void)limits; }
+  /// The subject's registered name in reports ("" when unnamed).
+  virtual std::string subject_name() const { return ""; }
 };
 
 }  // namespace capcheck

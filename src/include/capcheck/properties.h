@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,10 @@ Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario)
 Verdict warmup_count_invariant(Subjects& subjects, const Scenario& scenario);
 Verdict postprocess_inverts_preprocess(Subjects& subjects, const Scenario& scenario);
 Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario);
+/// Captures the key with its last real generation request turned into a
+/// padding dummy, replays it on the scenario itself: a host value baked at
+/// capture (a real token count in a padded bucket) shows.
+Verdict bucket_reuse_matches_eager(Subjects& subjects, const Scenario& scenario);
 Verdict padding_is_inert(Subjects& subjects, const Scenario& scenario);
 Verdict static_inputs_fully_copied(Subjects& subjects, const Scenario& scenario);
 /// Two keys captured, the first replayed and its outputs kept, the second
@@ -72,9 +77,22 @@ Verdict check_outputs_equal(std::string_view property, const std::string& what,
                             const Outputs& expected, const Outputs& actual);
 
 /// Runs `property` and turns a BackendError raised by an illegal capture
-/// (invalidated capture, dangling buffer, bad slice) into a failed verdict;
-/// device failures (unavailable, device) propagate.
+/// (invalidated capture, dangling buffer, bad slice) and a SubjectError (an
+/// exception the subject threw, Note [subject exceptions]) into a failed
+/// verdict; device failures (unavailable, device) propagate.
 Verdict check_property(const PropertyInfo& property, Subjects& subjects, const Scenario& scenario);
+
+/// `subjects` behind a guard (Note [subject exceptions] in
+/// properties/guard.cc): an exception of a type capcheck does not know,
+/// thrown by the subject, becomes a SubjectError naming `name` (default: the
+/// subject's own subject_name()), the phase and the original message, which
+/// check_property reports as a failed verdict. run_property guards the
+/// subjects it is given; the subject registry guards what it builds.
+std::unique_ptr<Subjects> guard_subjects(std::unique_ptr<Subjects> subjects, std::string name = "");
+/// The same without ownership: `subjects` must outlive the guard.
+std::unique_ptr<Subjects> guard_subjects(Subjects& subjects, std::string name = "");
+/// True for the Subjects guard_subjects returns.
+bool is_guarded(const Subjects& subjects);
 
 /// A multi-line report of a failed verdict (message, mismatch, notes).
 std::string format_verdict(const Verdict& verdict);

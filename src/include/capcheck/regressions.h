@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "capcheck/scenario.h"
+#include "capcheck/token.h"
 
 namespace capcheck {
 
@@ -19,7 +20,18 @@ struct RegressionEntry {
   int line = 0;
   /// The `#` comment lines right above the token, joined.
   std::string comment;
+  /// The subject the token names (a `cc1:` token: none, `names_subject` false).
+  SubjectRef subject;
+  bool names_subject = false;
 };
+
+/// True when `entry` replays under `subject`: its token names that subject
+/// (whatever its options), or names none (`cc1:`) and `subject` reads the
+/// built-in TensorRT-LLM scenarios (`builtin_family`).
+inline bool replays_under(const RegressionEntry& entry, const std::string& subject,
+                          bool builtin_family) {
+  return entry.names_subject ? entry.subject.name == subject : builtin_family;
+}
 
 /// Largest regression file read, in bytes (the limit is named when exceeded).
 inline constexpr std::size_t kRegressionFileBytesMax = 64u << 20;
@@ -36,11 +48,11 @@ inline constexpr std::size_t kRegressionFileBytesMax = 64u << 20;
 std::vector<RegressionEntry> load_regressions(const std::string& directory,
                                               std::vector<std::string>* warnings = nullptr);
 
-/// Appends `# comment` and the token of `scenario` to directory/kRegressionFileName
+/// Appends `# comment` and the token of `scenario` on `subject` to directory/kRegressionFileName
 /// (creating both if needed) as one locked write, so concurrent runs never
 /// interleave entries; returns the file's path. Throws OutputError, leaving the
 /// file as it was, when the entry cannot be written whole (a full disk).
 std::string append_regression(const std::string& directory, const Scenario& scenario,
-                              const std::string& comment);
+                              const SubjectRef& subject, const std::string& comment);
 
 }  // namespace capcheck

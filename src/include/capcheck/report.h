@@ -8,23 +8,33 @@
 
 #include "capcheck/properties.h"
 #include "capcheck/scenario.h"
+#include "capcheck/token.h"
 
 namespace capcheck {
 
-/// "capcheck reproduce <token> [--subject S] [--backend B] [--property P]";
-/// the subject is left out when it is empty or "trtllm" (the default), the
-/// backend when it is empty or the subject's default ("sim"; "emulator" for a
-/// LibTorch subject), the property when empty.
-std::string reproduce_command(const Scenario& scenario, std::string_view backend = "",
-                              std::string_view property = "", std::string_view subject = "");
+/// Where a case ran, for the reproduce line and the summary: the subject
+/// (the token names it), the plugin that registers it ("" for a built-in
+/// one), the backend, and the scenario fields the subject reads.
+struct CaseContext {
+  SubjectRef subject;
+  std::string plugin;
+  std::string backend;
+  ScenarioFields fields = kAllScenarioFields;
+};
+
+/// "capcheck reproduce <token> [--plugin P] [--backend B] [--property P]"
+/// (the token names the subject); the backend is left out when it is empty
+/// or the subject's default ("sim" for trtllm, "emulator" for any other),
+/// the property when empty.
+std::string reproduce_command(const Scenario& scenario, const CaseContext& context = {},
+                              std::string_view property = "");
 
 /// The same for a token already encoded.
-std::string reproduce_command_for_token(std::string_view token, std::string_view backend = "",
-                                        std::string_view property = "",
-                                        std::string_view subject = "");
+std::string reproduce_command_for_token(std::string_view token, const CaseContext& context = {},
+                                        std::string_view property = "");
 
 /// "scenario: <summary>", the verdict (format_verdict) and "reproduce: <command>".
 std::string failure_report(const Verdict& verdict, const Scenario& scenario,
-                           std::string_view backend = "", std::string_view subject = "");
+                           const CaseContext& context = {});
 
 }  // namespace capcheck

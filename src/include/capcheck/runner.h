@@ -50,6 +50,10 @@ struct RunConfig {
   /// Batch k of kCasesPerBatch cases runs with seed + k.
   std::uint64_t seed = 0;
   GenOptions gen;
+  /// The scenarios to generate (a subject's own generator, or a
+  /// transformation of gen_scenario); empty: gen_scenario(gen). Shrinking
+  /// follows the generator's own shrinks.
+  std::optional<rc::Gen<Scenario>> generator;
   /// Stop after this many seconds (0: no limit), regressions included; checked
   /// before every case. A failure being shrunk keeps the smallest case so far.
   double seconds_max = 0.0;
@@ -93,8 +97,10 @@ struct RunResult {
 };
 
 /// Replays `config.regressions`, then runs `property` for `config.cases`
-/// generated scenarios, shrinking the first failure. A device failure
-/// (BackendError unavailable/device) and internal errors propagate.
+/// generated scenarios, shrinking the first failure. The subjects are
+/// guarded (guard_subjects): an exception of any type the subject throws is a
+/// failed verdict naming it. A device failure (BackendError
+/// unavailable/device), usage and internal errors propagate.
 RunResult run_property(Subjects& subjects, const PropertyInfo& property, const RunConfig& config);
 
 /// The seed a property runs with under CI=true: derived from its name, stable

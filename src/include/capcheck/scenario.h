@@ -108,8 +108,31 @@ struct Scenario {
 /// Throws UsageError naming the first inconsistent field, its value and what is allowed.
 void validate(const Scenario& scenario);
 
-/// A one-line human summary: key, composition, warmups, protocol, offsets.
-std::string summarize(const Scenario& scenario);
+/// The fields of a Scenario a subject reads (subject_registry.h: a subject
+/// declares them; reports print only those). Bits of ScenarioFields.
+enum ScenarioField : std::uint32_t {
+  kFieldProtocol = 1u << 0,      // protocol
+  kFieldMutant = 1u << 1,        // mutant
+  kFieldKey = 1u << 2,           // key (batch_size, draft_len)
+  kFieldWarmups = 1u << 3,       // warmups_count
+  kFieldComposition = 1u << 4,   // num_contexts, num_chunked_ctx_requests, num_generations
+  kFieldSeqLens = 1u << 5,       // seq_lens
+  kFieldKvLens = 1u << 6,        // kv_lens
+  kFieldPosOffsets = 1u << 7,    // previous_pos_id_offsets
+  kFieldKvOffsets = 1u << 8,     // previous_kv_lens_offsets
+  kFieldInputIds = 1u << 9,      // input_ids
+  kFieldPositionIds = 1u << 10,  // position_ids
+  kFieldDraftLoop = 1u << 11,    // draft_loop, num_accepted_tokens
+  kFieldDummies = 1u << 12,      // num_dummy_requests
+};
+using ScenarioFields = std::uint32_t;
+inline constexpr ScenarioFields kAllScenarioFields = (1u << 13) - 1;
+/// "key, warmups, seq_lens": the names of the fields in `fields`.
+std::string scenario_field_names(ScenarioFields fields);
+
+/// A one-line human summary: key, composition, warmups, protocol, offsets;
+/// only the fields in `fields` (the key and the token count always).
+std::string summarize(const Scenario& scenario, ScenarioFields fields = kAllScenarioFields);
 
 /// A dense index of a graph key (the built-in subjects' graphs by key).
 std::int64_t key_index(const GraphKey& key);

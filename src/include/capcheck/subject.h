@@ -11,6 +11,7 @@
 
 #include "capcheck/backend.h"
 #include "capcheck/errors.h"
+#include "capcheck/instance.h"
 #include "capcheck/scenario.h"
 
 namespace capcheck {
@@ -19,24 +20,6 @@ namespace capcheck {
 struct NamedSlice {
   std::string name;
   Slice slice;
-};
-
-/// Buffer sizes a subject is built for: the largest key it will see.
-struct SubjectLimits {
-  std::int32_t seqs_max = 64;
-  std::int32_t tokens_max = 512;
-
-  /// True when `scenario` fits in buffers of these sizes.
-  bool fits(const Scenario& scenario) const {
-    return scenario.num_seqs() <= seqs_max && scenario.num_tokens() <= tokens_max;
-  }
-  /// UsageError naming both sizes when `scenario` does not fit.
-  void require_fits(const Scenario& scenario) const {
-    if (fits(scenario)) return;
-    throw UsageError("scenario needs " + std::to_string(scenario.num_seqs()) + " requests and " +
-                     std::to_string(scenario.num_tokens()) + " tokens; subject was built for " +
-                     std::to_string(seqs_max) + " and " + std::to_string(tokens_max));
-  }
 };
 
 /// An engine's capture path. A subject owns persistent device buffers on one

@@ -1,0 +1,128 @@
+// The subject registry (docs/your-engine.md): every subject a run can name,
+// built in or registered by a user's code, with its devices, its options,
+// the scenario fields it reads and, optionally, its own scenario generator.
+// A user's shared library registers subjects with CAPCHECK_REGISTER_SUBJECT;
+// `capcheck --plugin PATH` (or CAPCHECK_PLUGIN_PATH) loads it
+// (Note [plugins] in runner/subject_registry.cc).
+#pragma once
+
+#include <rapidcheck.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "capcheck/generators.h"
+#include "capcheck/instance.h"
+#include "capcheck/subject.h"
+#include "capcheck/token.h"
+
+namespace capcheck {
+
+/// An option a subject takes (`--option NAME=VALUE`), recorded in its tokens.
+struct SubjectOption {
+  std::string name;
+  std::string help;
+  /// The values allowed; empty: any value a token can hold.
+  std::vector<std::string> values;
+  std::string default_value;
+};
+
+/// What a subject is built for: a device it declared and every option it
+/// declared (defaults filled in).
+struct SubjectRequest {
+  std::string device;
+  SubjectOptions options;
+};
+
+using SubjectsMaker = std::function<std::unique_ptr<Subjects>(const SubjectRequest& request)>;
+/// A subject's scenarios: from capcheck's ranges (--batch-size-max, ...) and
+/// the subject's options. A transformation of gen_scenario(options) is one
+/// (gen::map), a generator of its own another; shrinking follows its shrinks.
+using ScenarioGenerator =
+    std::function<rc::Gen<Scenario>(const GenOptions& ranges, const SubjectOptions& options)>;
+
+struct SubjectEntry {
+  /// 1..64 of [a-z0-9._-]: what --subject and tokens name.
+  std::string name;
+  /// One line for `capcheck list`.
+  std::string description;
+  /// Devices it runs on; the first is the default. Op-level subjects run on
+  /// backends ("sim", "torch", "cuda"), LibTorch ones on "emulator" or "cuda".
+  std::vector<std::string> devices;
+  std::vector<SubjectOption> options;
+  /// The scenario fields it reads; reports print only those.
+  ScenarioFields fields = kAllScenarioFields;
+  SubjectsMaker make;
+  /// Its scenarios; empty: gen_scenario(ranges).
+  ScenarioGenerator generator;
+  /// Reads the built-in TensorRT-LLM scenarios: `cc1:` tokens (which name no
+  /// subject) and their regression files replay under it.
+  bool builtin_scenarios = false;
+  /// The plugin file that registered it ("" when built in or linked in).
+  std::string plugin;
+};
+
+/// Registers `entry` in this program's registry; returns true (for
+/// CAPCHECK_REGISTER_SUBJECT). UsageError for a bad or taken name, no maker,
+/// no device, or an option default outside its values.
+bool register_subject(SubjectEntry entry);
+/// Registers an entry at static initialization. `ident` names the static
+/// (any identifier unique in the file), `...` is a SubjectEntry expression
+/// (op_level_subject_entry, torch_subject_entry in torch_subject.h, or one's own).
+#define CAPCHECK_REGISTER_SUBJECT(ident, ...) \
+  static const bool capcheck_subject_registered_##ident = ::capcheck::register_subject(__VA_ARGS__)
+
+/// The entry named `name`; UsageError listing the registered names (and
+/// mentioning --plugin) for an unknown one.
+const SubjectEntry& find_subject(std::string_view name);
+/// Every entry, built-in ones first, then in registration order.
+std::vector<const SubjectEntry*> registered_subjects();
+
+/// Parses "NAME=VALUE" assignments (--option); UsageError for a malformed or
+/// repeated one.
+SubjectOptions parse_option_assignments(const std::vector<std::string>& assignments);
+/// `given` checked against the entry's options (UsageError naming an unknown
+/// option or a value not allowed, with what is) and completed with defaults.
+SubjectOptions resolve_options(const SubjectEntry& entry, const SubjectOptions& given);
+/// The subjects of `entry` on `request.device` (UsageError for a device it
+/// does not declare), guarded so that whatever they throw is a verdict
+/// naming the subject (guard_subjects). `unguarded`, when given, receives
+/// the subjects as the maker built them (to add backend peers).
+std::unique_ptr<Subjects> make_subjects(const SubjectEntry& entry, const SubjectRequest& request,
+                                        Subjects** unguarded = nullptr);
+/// The entry's scenarios under `ranges` and `options`.
+rc::Gen<Scenario> subject_generator(const SubjectEntry& entry, const GenOptions& ranges,
+                                    const SubjectOptions& options);
+
+/// Loads a plugin: a shared library that registers subjects with
+/// CAPCHECK_REGISTER_SUBJECT and links capcheck (Note [plugins]). Its subjects
+/// join this program's registry. Loading the same file twice is a no-op.
+/// UsageError naming the file when it cannot be loaded, registers no
+/// subject, was built against another capcheck, or takes a name already taken.
+void load_plugin(const std::string& path);
+/// Loads every plugin in CAPCHECK_PLUGIN_PATH (':'-separated files, or
+/// directories whose *.so files are loaded in name order); returns the files.
+std::vector<std::string> load_plugins_from_env();
+
+/// An entry for an op-level subject (subject.h) on the backends "sim",
+/// "torch" and "cuda": `factory` builds the SubjectFactory for the options.
+SubjectEntry op_level_subject_entry(
+    std::string name, std::string description,
+    std::function<SubjectFactory(const SubjectOptions& options)> factory,
+    std::vector<SubjectOption> options = {});
+
+namespace detail {
+/// Bumped when SubjectEntry or the plugin entry point change.
+inline constexpr int kPluginAbi = 1;
+}  // namespace detail
+
+}  // namespace capcheck
+
+/// The entry point every plugin exports (defined by the registry's own code,
+/// which CAPCHECK_REGISTER_SUBJECT links in): the plugin's registry, its ABI
+/// and the capcheck version it was built with.
+extern "C" const std::vector<capcheck::SubjectEntry>* capcheck_plugin_subjects(int* abi,
+                                                                             const char** version);

@@ -1,0 +1,341 @@
+// Note [plugins]: capcheck's libraries are static, so a user's plugin (a
+// shared library linking capcheck::runner or capcheck::torch_subject) holds a
+// copy of this registry of its own: CAPCHECK_REGISTER_SUBJECT runs, at the
+// plugin's load, against the plugin's copy. load_plugin() then asks the
+// plugin for its entries through the one symbol this file exports,
+// capcheck_plugin_subjects (linked into the plugin because the registration
+// calls register_subject, defined here), and copies them into the loading
+// program's registry. The entries' makers and generators are code of the
+// plugin, which stays loaded for the process's life. The plugin must be
+// built against the same capcheck (the ABI number and version are checked);
+// LibTorch and libcapcheck_torch_graph.so are shared libraries, so the
+// plugin's tensors and graphs are the process's.
+#include "capcheck/subject_registry.h"
+
+#include <dlfcn.h>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+
+#include "capcheck/errors.h"
+#include "capcheck/harness.h"
+#include "capcheck/properties.h"
+#include "capcheck/registry.h"
+#include "capcheck/trtllm_subject.h"
+
+#ifndef CAPCHECK_VERSION_STRING
+#define CAPCHECK_VERSION_STRING "unknown"
+#endif
+
+namespace capcheck {
+
+namespace {
+
+std::string join(const std::vector<std::string>& items) {
+  std::string text;
+  for (const auto& item : items) text += (text.empty() ? "" : ", ") + item;
+  return text;
+}
+
+std::vector<SubjectEntry> builtin_entries() {
+  std::vector<SubjectEntry> entries;
+  SubjectEntry trtllm = op_level_subject_entry(
+      "trtllm",
+      "TensorRT-LLM's CUDAGraphRunner with _preprocess_inputs/_postprocess_inputs, op-level "
+      "(protocol and mutant are scenario fields: --protocol, --mutant)",
+      [](const SubjectOptions&) { return SubjectFactory(make_trtllm_subject); });
+  trtllm.builtin_scenarios = true;
+  entries.push_back(std::move(trtllm));
+  for (const std::string& name : builtin_subjects()) {
+    if (!is_library_subject(name)) continue;
+    SubjectEntry entry;
+    entry.name = name;
+    entry.description = name == "trtllm-torch"
+                            ? "the same TensorRT-LLM runner written in LibTorch (float model, "
+                              "[1,N] position ids); --protocol, --mutant"
+                            : "the LibTorch TensorRT-LLM runner with multimodal rotary positions "
+                              "([3,1,N] position ids); --protocol, --mutant";
+    entry.devices = {"emulator", "cuda"};
+    entry.builtin_scenarios = true;
+    entry.make = [name](const SubjectRequest& request) {
+      return make_library_subjects(name, request.device);
+    };
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+void check_entry(const SubjectEntry& entry) {
+  validate(SubjectRef{entry.name, {}});
+  if (!entry.make) throw UsageError("subject " + entry.name + " has no maker (SubjectEntry::make)");
+  if (entry.devices.empty()) throw UsageError("subject " + entry.name + " declares no device");
+  for (const SubjectOption& option : entry.options) {
+    SubjectRef probe{entry.name, {{option.name, option.default_value}}};
+    validate(probe);
+    if (!option.values.empty() &&
+        std::find(option.values.begin(), option.values.end(), option.default_value) ==
+            option.values.end()) {
+      throw UsageError("subject " + entry.name + ": the default '" + option.default_value +
+                       "' of option " + option.name + " is not one of its values (" +
+                       join(option.values) + ")");
+    }
+  }
+}
+
+struct Registry {
+  std::mutex mutex;
+  std::vector<SubjectEntry> entries;  // what this copy registered (a plugin's own)
+  bool builtins_added = false;
+  std::set<std::string> loaded;       // plugin files, by real path
+};
+
+Registry& registry() {
+  static Registry* r = new Registry;  // never destroyed: makers outlive static teardown
+  return *r;
+}
+
+// The entries of this program, built-in ones first. Caller holds the mutex.
+std::vector<SubjectEntry>& entries_locked() {
+  Registry& r = registry();
+  if (!r.builtins_added) {
+    r.builtins_added = true;
+    std::vector<SubjectEntry> all = builtin_entries();
+    for (auto& e : r.entries) all.push_back(std::move(e));
+    r.entries = std::move(all);
+  }
+  return r.entries;
+}
+
+void add_locked(std::vector<SubjectEntry>& entries, SubjectEntry entry) {
+  for (const SubjectEntry& e : entries) {
+    if (e.name == entry.name) {
+      auto from = [](const SubjectEntry& x) {
+        return x.plugin.empty() ? std::string("this program") : "plugin " + x.plugin;
+      };
+      throw UsageError("subject " + entry.name + " is registered twice: by " + from(e) +
+                       " and by " + from(entry));
+    }
+  }
+  entries.push_back(std::move(entry));
+}
+
+}  // namespace
+
+bool register_subject(SubjectEntry entry) {
+  check_entry(entry);
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  // Before the built-ins are added (static initialization), keep the order of
+  // registration; entries_locked() puts the built-ins first.
+  if (!r.builtins_added) {
+    for (const SubjectEntry& e : r.entries) {
+      if (e.name == entry.name) throw UsageError("subject " + entry.name + " is registered twice");
+    }
+    r.entries.push_back(std::move(entry));
+    return true;
+  }
+  add_locked(r.entries, std::move(entry));
+  return true;
+}
+
+const SubjectEntry& find_subject(std::string_view name) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::vector<std::string> known;
+  for (const SubjectEntry& e : entries_locked()) {
+    if (e.name == name) return e;
+    known.push_back(e.name);
+  }
+  throw UsageError("unknown subject " + quote_input(name) + "; registered: " + join(known) +
+                   " (a subject of a plugin needs --plugin PATH or CAPCHECK_PLUGIN_PATH)");
+}
+
+std::vector<const SubjectEntry*> registered_subjects() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::vector<const SubjectEntry*> out;
+  for (const SubjectEntry& e : entries_locked()) out.push_back(&e);
+  return out;
+}
+
+SubjectOptions parse_option_assignments(const std::vector<std::string>& assignments) {
+  SubjectOptions options;
+  for (const std::string& a : assignments) {
+    const auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw UsageError("--option " + quote_input(a) + " must be NAME=VALUE");
+    }
+    if (!options.emplace(a.substr(0, eq), a.substr(eq + 1)).second) {
+      throw UsageError("--option " + a.substr(0, eq) + " is given twice");
+    }
+  }
+  return options;
+}
+
+SubjectOptions resolve_options(const SubjectEntry& entry, const SubjectOptions& given) {
+  SubjectOptions resolved;
+  for (const auto& [name, value] : given) {
+    const auto option = std::find_if(entry.options.begin(), entry.options.end(),
+                                     [&](const SubjectOption& o) { return o.name == name; });
+    if (option == entry.options.end()) {
+      std::vector<std::string> names;
+      for (const auto& o : entry.options) names.push_back(o.name);
+      throw UsageError("subject " + entry.name + " takes no option " + quote_input(name) +
+                       (names.empty() ? std::string("; it takes none")
+                                      : "; it takes: " + join(names)));
+    }
+    if (!option->values.empty() &&
+        std::find(option->values.begin(), option->values.end(), value) == option->values.end()) {
+      throw UsageError("option " + name + " of subject " + entry.name + " must be one of " +
+                       join(option->values) + " (got " + quote_input(value) + ")");
+    }
+    resolved[name] = value;
+  }
+  for (const SubjectOption& option : entry.options) resolved.emplace(option.name, option.default_value);
+  validate(SubjectRef{entry.name, resolved});
+  return resolved;
+}
+
+std::unique_ptr<Subjects> make_subjects(const SubjectEntry& entry, const SubjectRequest& request,
+                                        Subjects** unguarded) {
+  if (std::find(entry.devices.begin(), entry.devices.end(), request.device) == entry.devices.end()) {
+    throw UsageError("subject " + entry.name + " runs on " + join(entry.devices) + ", not on " +
+                     quote_input(request.device));
+  }
+  std::unique_ptr<Subjects> made = entry.make(request);
+  if (!made) throw UsageError("subject " + entry.name + ": its maker returned no subjects");
+  if (unguarded) *unguarded = made.get();
+  return guard_subjects(std::move(made), entry.name);
+}
+
+rc::Gen<Scenario> subject_generator(const SubjectEntry& entry, const GenOptions& ranges,
+                                    const SubjectOptions& options) {
+  return entry.generator ? entry.generator(ranges, options) : gen_scenario(ranges);
+}
+
+SubjectEntry op_level_subject_entry(std::string name, std::string description,
+                                    std::function<SubjectFactory(const SubjectOptions&)> factory,
+                                    std::vector<SubjectOption> options) {
+  SubjectEntry entry;
+  entry.name = std::move(name);
+  entry.description = std::move(description);
+  entry.devices = {"sim", "torch", "cuda"};
+  entry.options = std::move(options);
+  entry.make = [factory = std::move(factory)](const SubjectRequest& request) {
+    return std::unique_ptr<Subjects>(
+        std::make_unique<Harness>(make_backend(request.device), factory(request.options)));
+  };
+  return entry;
+}
+
+void load_plugin(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) {
+    throw UsageError("--plugin " + quote_input(path, 200) + ": no such file");
+  }
+  Registry& r = registry();
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    if (r.loaded.count(resolved)) return;
+  }
+  // RTLD_LOCAL: the plugin's copy of capcheck stays its own (Note [plugins]).
+  void* handle = ::dlopen(resolved, RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* why = ::dlerror();
+    throw UsageError("--plugin " + path + " cannot be loaded: " + (why ? why : "unknown reason"));
+  }
+  using EntryPoint = const std::vector<SubjectEntry>* (*)(int*, const char**);
+  auto entry_point = reinterpret_cast<EntryPoint>(::dlsym(handle, "capcheck_plugin_subjects"));
+  if (entry_point == nullptr) {
+    throw UsageError("--plugin " + path + " registers no capcheck subject (it exports no "
+                     "capcheck_plugin_subjects: link it with capcheck::runner or "
+                     "capcheck::torch_subject and register with CAPCHECK_REGISTER_SUBJECT)");
+  }
+  int abi = 0;
+  const char* version = "";
+  const std::vector<SubjectEntry>* entries = entry_point(&abi, &version);
+  if (abi != detail::kPluginAbi || std::string(version) != CAPCHECK_VERSION_STRING) {
+    throw UsageError("--plugin " + path + " was built against capcheck " + version +
+                     " (plugin ABI " + std::to_string(abi) + "); this is capcheck " +
+                     CAPCHECK_VERSION_STRING + " (plugin ABI " +
+                     std::to_string(detail::kPluginAbi) + "): rebuild the plugin");
+  }
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.loaded.insert(resolved);
+  if (entries == nullptr || entries == &r.entries) return;  // the same registry: nothing to copy
+  std::vector<SubjectEntry> copies;
+  for (const SubjectEntry& e : *entries) {
+    if (e.plugin.empty()) copies.push_back(e);
+  }
+  // The plugin's own copy lists its built-ins too (once asked): skip those.
+  copies.erase(std::remove_if(copies.begin(), copies.end(),
+                              [](const SubjectEntry& e) {
+                                const auto b = builtin_subjects();
+                                return std::find(b.begin(), b.end(), e.name) != b.end();
+                              }),
+               copies.end());
+  if (copies.empty()) {
+    throw UsageError("--plugin " + path + " registers no capcheck subject (no "
+                     "CAPCHECK_REGISTER_SUBJECT ran when it was loaded)");
+  }
+  std::vector<SubjectEntry>& mine = entries_locked();
+  for (SubjectEntry& e : copies) {
+    e.plugin = resolved;
+    add_locked(mine, std::move(e));
+  }
+}
+
+std::vector<std::string> load_plugins_from_env() {
+  std::vector<std::string> files;
+  const char* env = std::getenv("CAPCHECK_PLUGIN_PATH");
+  if (env == nullptr || *env == '\0') return files;
+  std::string list = env;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const auto end = std::min(list.find(':', start), list.size());
+    const std::string item = list.substr(start, end - start);
+    start = end + 1;
+    if (item.empty()) continue;
+    struct stat info {};
+    if (::stat(item.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+      std::vector<std::string> in_dir;
+      if (DIR* dir = ::opendir(item.c_str())) {
+        while (const dirent* d = ::readdir(dir)) {
+          const std::string name = d->d_name;
+          if (name.size() > 3 && name[0] != '.' && name.compare(name.size() - 3, 3, ".so") == 0) {
+            in_dir.push_back(item + "/" + name);
+          }
+        }
+        ::closedir(dir);
+      }
+      std::sort(in_dir.begin(), in_dir.end());
+      files.insert(files.end(), in_dir.begin(), in_dir.end());
+    } else {
+      files.push_back(item);
+    }
+  }
+  for (const std::string& file : files) {
+    try {
+      load_plugin(file);
+    } catch (const UsageError& e) {
+      throw UsageError(std::string("CAPCHECK_PLUGIN_PATH: ") + e.what());
+    }
+  }
+  return files;
+}
+
+}  // namespace capcheck
+
+extern "C" const std::vector<capcheck::SubjectEntry>* capcheck_plugin_subjects(int* abi,
+                                                                             const char** version) {
+  if (abi) *abi = capcheck::detail::kPluginAbi;
+  if (version) *version = CAPCHECK_VERSION_STRING;
+  capcheck::Registry& r = capcheck::registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return &r.entries;
+}
