@@ -15,7 +15,8 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/src/include/capcheck ${PROJECT_SOURCE_DI
 
 get_property(_capcheck_layers GLOBAL PROPERTY CAPCHECK_LAYERS)
 set(_capcheck_targets ${_capcheck_layers} capcheck_sim)
-foreach(target IN ITEMS capcheck_gtest_main capcheck_cuda capcheck_torch_graph capcheck_torch_subject)
+foreach(target IN ITEMS capcheck_gtest_main capcheck_cuda capcheck_torch_graph capcheck_torch_subject
+                       capcheck_plugin capcheck_torch_plugin)
   if(TARGET ${target})
     list(APPEND _capcheck_targets ${target})
   endif()
@@ -30,7 +31,9 @@ if(TARGET capcheck_torch)
   install(TARGETS capcheck_torch EXPORT capcheckTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 endif()
 if(TARGET capcheck)
-  install(TARGETS capcheck RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  # Exported as capcheck::capcheck, so a consumer's tests can run the CLI
+  # (`capcheck reproduce <token> --plugin <its subject>`).
+  install(TARGETS capcheck EXPORT capcheckTargets RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
 
 install(EXPORT capcheckTargets NAMESPACE capcheck:: DESTINATION ${CAPCHECK_INSTALL_CMAKEDIR})

@@ -1,15 +1,16 @@
-// Note [plugins]: capcheck's libraries are static, so a user's plugin (a
-// shared library linking capcheck::runner or capcheck::torch_subject) holds a
-// copy of this registry of its own: CAPCHECK_REGISTER_SUBJECT runs, at the
-// plugin's load, against the plugin's copy. load_plugin() then asks the
-// plugin for its entries through the one symbol this file exports,
-// capcheck_plugin_subjects (linked into the plugin because the registration
-// calls register_subject, defined here), and copies them into the loading
-// program's registry. The entries' makers and generators are code of the
-// plugin, which stays loaded for the process's life. The plugin must be
-// built against the same capcheck (the ABI number and version are checked);
-// LibTorch and libcapcheck_torch_graph.so are shared libraries, so the
-// plugin's tensors and graphs are the process's.
+// Note [plugins]: a plugin is a shared library of subjects that links only
+// capcheck::plugin (headers) or capcheck::torch_plugin (the LibTorch adapter
+// and the graph facade), never capcheck's core libraries or RapidCheck: those
+// symbols stay undefined in the plugin and resolve, when load_plugin()
+// dlopen()s it, against the program that loads it, which exports them (the
+// CLI is linked with ENABLE_EXPORTS). So a process holds one registry and one
+// RapidCheck: the plugin's CAPCHECK_REGISTER_SUBJECT runs during dlopen and
+// registers straight into this registry, and the plugin's generators run
+// under the one RapidCheck that drives them. register_subject() stamps the
+// entries registered during a load with the plugin's path, and checks the
+// ABI number the plugin was compiled with (CAPCHECK_REGISTER_SUBJECT passes
+// it). LibTorch and libcapcheck_torch_graph.so are shared libraries: the
+// plugin's tensors and graphs are the process's. The plugin stays loaded.
 #include "capcheck/subject_registry.h"
 
 #include <dlfcn.h>
@@ -27,10 +28,6 @@
 #include "capcheck/properties.h"
 #include "capcheck/registry.h"
 #include "capcheck/trtllm_subject.h"
-
-#ifndef CAPCHECK_VERSION_STRING
-#define CAPCHECK_VERSION_STRING "unknown"
-#endif
 
 namespace capcheck {
 
@@ -89,9 +86,13 @@ void check_entry(const SubjectEntry& entry) {
 
 struct Registry {
   std::mutex mutex;
-  std::vector<SubjectEntry> entries;  // what this copy registered (a plugin's own)
+  std::vector<SubjectEntry> entries;
   bool builtins_added = false;
-  std::set<std::string> loaded;       // plugin files, by real path
+  std::set<std::string> loaded;  // plugin files, by real path
+  // While load_plugin() runs the plugin's static initializers: its path, and
+  // the first registration error (they cannot throw out of dlopen).
+  std::string loading;
+  std::string load_error;
 };
 
 Registry& registry() {
@@ -126,20 +127,32 @@ void add_locked(std::vector<SubjectEntry>& entries, SubjectEntry entry) {
 
 }  // namespace
 
-bool register_subject(SubjectEntry entry) {
-  check_entry(entry);
+bool register_subject(SubjectEntry entry, int abi) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  // Before the built-ins are added (static initialization), keep the order of
-  // registration; entries_locked() puts the built-ins first.
-  if (!r.builtins_added) {
-    for (const SubjectEntry& e : r.entries) {
-      if (e.name == entry.name) throw UsageError("subject " + entry.name + " is registered twice");
+  const bool from_plugin = !r.loading.empty();
+  try {
+    if (abi != detail::kPluginAbi) {
+      throw UsageError("subject " + entry.name + " was compiled against capcheck plugin ABI " +
+                       std::to_string(abi) + "; this capcheck has ABI " +
+                       std::to_string(detail::kPluginAbi) + ": rebuild it");
     }
-    r.entries.push_back(std::move(entry));
-    return true;
+    check_entry(entry);
+    if (from_plugin) entry.plugin = r.loading;
+    if (!r.builtins_added) {
+      // Static initialization of the program itself: the built-ins go first later.
+      for (const SubjectEntry& e : r.entries) {
+        if (e.name == entry.name) throw UsageError("subject " + entry.name + " is registered twice");
+      }
+      r.entries.push_back(std::move(entry));
+    } else {
+      add_locked(r.entries, std::move(entry));
+    }
+  } catch (const UsageError& e) {
+    if (!from_plugin) throw;
+    if (r.load_error.empty()) r.load_error = e.what();
+    return false;
   }
-  add_locked(r.entries, std::move(entry));
   return true;
 }
 
@@ -239,54 +252,34 @@ void load_plugin(const std::string& path) {
     throw UsageError("--plugin " + quote_input(path, 200) + ": no such file");
   }
   Registry& r = registry();
+  std::size_t before = 0;
   {
     std::lock_guard<std::mutex> lock(r.mutex);
     if (r.loaded.count(resolved)) return;
+    before = entries_locked().size();
+    r.loading = resolved;
+    r.load_error.clear();
   }
-  // RTLD_LOCAL: the plugin's copy of capcheck stays its own (Note [plugins]).
   void* handle = ::dlopen(resolved, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* why = ::dlerror();
-    throw UsageError("--plugin " + path + " cannot be loaded: " + (why ? why : "unknown reason"));
-  }
-  using EntryPoint = const std::vector<SubjectEntry>* (*)(int*, const char**);
-  auto entry_point = reinterpret_cast<EntryPoint>(::dlsym(handle, "capcheck_plugin_subjects"));
-  if (entry_point == nullptr) {
-    throw UsageError("--plugin " + path + " registers no capcheck subject (it exports no "
-                     "capcheck_plugin_subjects: link it with capcheck::runner or "
-                     "capcheck::torch_subject and register with CAPCHECK_REGISTER_SUBJECT)");
-  }
-  int abi = 0;
-  const char* version = "";
-  const std::vector<SubjectEntry>* entries = entry_point(&abi, &version);
-  if (abi != detail::kPluginAbi || std::string(version) != CAPCHECK_VERSION_STRING) {
-    throw UsageError("--plugin " + path + " was built against capcheck " + version +
-                     " (plugin ABI " + std::to_string(abi) + "); this is capcheck " +
-                     CAPCHECK_VERSION_STRING + " (plugin ABI " +
-                     std::to_string(detail::kPluginAbi) + "): rebuild the plugin");
-  }
+  const char* why = handle ? nullptr : ::dlerror();
   std::lock_guard<std::mutex> lock(r.mutex);
-  r.loaded.insert(resolved);
-  if (entries == nullptr || entries == &r.entries) return;  // the same registry: nothing to copy
-  std::vector<SubjectEntry> copies;
-  for (const SubjectEntry& e : *entries) {
-    if (e.plugin.empty()) copies.push_back(e);
+  r.loading.clear();
+  if (handle == nullptr) {
+    std::string reason = why ? why : "unknown reason";
+    if (reason.find("undefined symbol") != std::string::npos) {
+      reason += " (a plugin resolves capcheck's symbols against the program that loads it: "
+                "that program must export them, as the capcheck CLI does (ENABLE_EXPORTS), and "
+                "the plugin must be built against this capcheck)";
+    }
+    throw UsageError("--plugin " + path + " cannot be loaded: " + reason);
   }
-  // The plugin's own copy lists its built-ins too (once asked): skip those.
-  copies.erase(std::remove_if(copies.begin(), copies.end(),
-                              [](const SubjectEntry& e) {
-                                const auto b = builtin_subjects();
-                                return std::find(b.begin(), b.end(), e.name) != b.end();
-                              }),
-               copies.end());
-  if (copies.empty()) {
+  r.loaded.insert(resolved);
+  if (!r.load_error.empty()) {
+    throw UsageError("--plugin " + path + ": " + r.load_error);
+  }
+  if (entries_locked().size() == before) {
     throw UsageError("--plugin " + path + " registers no capcheck subject (no "
                      "CAPCHECK_REGISTER_SUBJECT ran when it was loaded)");
-  }
-  std::vector<SubjectEntry>& mine = entries_locked();
-  for (SubjectEntry& e : copies) {
-    e.plugin = resolved;
-    add_locked(mine, std::move(e));
   }
 }
 
@@ -331,11 +324,3 @@ std::vector<std::string> load_plugins_from_env() {
 
 }  // namespace capcheck
 
-extern "C" const std::vector<capcheck::SubjectEntry>* capcheck_plugin_subjects(int* abi,
-                                                                             const char** version) {
-  if (abi) *abi = capcheck::detail::kPluginAbi;
-  if (version) *version = CAPCHECK_VERSION_STRING;
-  capcheck::Registry& r = capcheck::registry();
-  std::lock_guard<std::mutex> lock(r.mutex);
-  return &r.entries;
-}

@@ -275,6 +275,32 @@ std::unique_ptr<Subjects> make_torch_subjects(TorchSubjectFactory factory, torch
   return std::make_unique<TorchSubjects>(std::move(factory), device, std::move(name));
 }
 
+SubjectEntry torch_subject_entry(std::string name, std::string description,
+                                 TorchSubjectEntryFactory factory,
+                                 std::vector<SubjectOption> options) {
+  if (!factory) throw UsageError("torch_subject_entry " + name + ": the factory is empty");
+  SubjectEntry entry;
+  entry.name = std::move(name);
+  entry.description = std::move(description);
+  entry.devices = {"emulator", "cuda"};
+  entry.options = std::move(options);
+  entry.make = [factory = std::move(factory)](const SubjectRequest& request) {
+    torch::Device device = torch::kCPU;
+    if (request.device == "cuda") {
+      std::string why;
+      if (!torch_graph::cuda_graphs_available(&why)) {
+        throw_backend_error(BackendErrorKind::kUnavailable, "torch_subject_entry",
+                            "device cuda: " + why);
+      }
+      device = torch::Device(torch::kCUDA, 0);
+    }
+    const SubjectOptions chosen = request.options;
+    return make_torch_subjects(
+        [factory, chosen](const TorchSubjectOptions& o) { return factory(o, chosen); }, device);
+  };
+  return entry;
+}
+
 Verdict verdicts_agree(Subjects& a, Subjects& b, const Scenario& scenario,
                        const std::vector<const PropertyInfo*>& properties, int* violated) {
   Verdict agreed;

@@ -65,10 +65,17 @@ struct SubjectEntry {
   std::string plugin;
 };
 
+namespace detail {
+/// Bumped when SubjectEntry or what a plugin resolves against changes.
+inline constexpr int kPluginAbi = 1;
+}  // namespace detail
+
 /// Registers `entry` in this program's registry; returns true (for
 /// CAPCHECK_REGISTER_SUBJECT). UsageError for a bad or taken name, no maker,
-/// no device, or an option default outside its values.
-bool register_subject(SubjectEntry entry);
+/// no device, an option default outside its values, or an `abi` (the one the
+/// caller was compiled with) other than this capcheck's. During load_plugin()
+/// errors are kept for it to report, and false is returned.
+bool register_subject(SubjectEntry entry, int abi = detail::kPluginAbi);
 /// Registers an entry at static initialization. `ident` names the static
 /// (any identifier unique in the file), `...` is a SubjectEntry expression
 /// (op_level_subject_entry, torch_subject_entry in torch_subject.h, or one's own).
@@ -98,10 +105,13 @@ rc::Gen<Scenario> subject_generator(const SubjectEntry& entry, const GenOptions&
                                     const SubjectOptions& options);
 
 /// Loads a plugin: a shared library that registers subjects with
-/// CAPCHECK_REGISTER_SUBJECT and links capcheck (Note [plugins]). Its subjects
-/// join this program's registry. Loading the same file twice is a no-op.
-/// UsageError naming the file when it cannot be loaded, registers no
-/// subject, was built against another capcheck, or takes a name already taken.
+/// CAPCHECK_REGISTER_SUBJECT and links capcheck::plugin or
+/// capcheck::torch_plugin, whose capcheck symbols resolve against this
+/// program (Note [plugins]: the program must export them, ENABLE_EXPORTS).
+/// Its subjects join this program's registry. Loading the same file twice is
+/// a no-op. UsageError naming the file when it cannot be loaded, registers
+/// no subject, was built against another capcheck, or takes a name already
+/// taken.
 void load_plugin(const std::string& path);
 /// Loads every plugin in CAPCHECK_PLUGIN_PATH (':'-separated files, or
 /// directories whose *.so files are loaded in name order); returns the files.
@@ -114,15 +124,5 @@ SubjectEntry op_level_subject_entry(
     std::function<SubjectFactory(const SubjectOptions& options)> factory,
     std::vector<SubjectOption> options = {});
 
-namespace detail {
-/// Bumped when SubjectEntry or the plugin entry point change.
-inline constexpr int kPluginAbi = 1;
-}  // namespace detail
-
 }  // namespace capcheck
 
-/// The entry point every plugin exports (defined by the registry's own code,
-/// which CAPCHECK_REGISTER_SUBJECT links in): the plugin's registry, its ABI
-/// and the capcheck version it was built with.
-extern "C" const std::vector<capcheck::SubjectEntry>* capcheck_plugin_subjects(int* abi,
-                                                                             const char** version);

@@ -19,6 +19,7 @@
 #include "capcheck/properties.h"
 #include "capcheck/scenario.h"
 #include "capcheck/subject.h"
+#include "capcheck/subject_registry.h"
 #include "capcheck/torch_graph.h"
 
 namespace capcheck {
@@ -78,6 +79,18 @@ using TorchSubjectFactory =
 std::unique_ptr<Subjects> make_torch_subjects(TorchSubjectFactory factory,
                                               torch::Device device = torch::kCPU,
                                               std::string name = "");
+
+/// Builds a subject for `options` and the subject's own options (--option).
+using TorchSubjectEntryFactory = std::function<std::unique_ptr<TorchSubject>(
+    const TorchSubjectOptions& options, const SubjectOptions& subject_options)>;
+
+/// A registry entry (subject_registry.h) for a LibTorch subject on the
+/// devices "emulator" (CPU tensors, the capture emulator; the default) and
+/// "cuda" (CUDA tensors, at::cuda::CUDAGraph; BackendError kUnavailable
+/// without a GPU). Register it with CAPCHECK_REGISTER_SUBJECT.
+SubjectEntry torch_subject_entry(std::string name, std::string description,
+                                 TorchSubjectEntryFactory factory,
+                                 std::vector<SubjectOption> options = {});
 
 /// Options of the built-in LibTorch TensorRT-LLM runner.
 struct TrtllmTorchOptions {
