@@ -2,7 +2,9 @@
 # Builds and tests the out-of-tree consumer (examples/consumer) against
 # capcheck two ways: find_package(capcheck) after `cmake --install` of the
 # given build tree, and add_subdirectory of this checkout, whose ctest must
-# list the consumer's tests only.
+# list the consumer's tests only. Where capcheck was built with LibTorch, it
+# then runs docs/your-engine.md (scripts/tutorial.sh), which builds the engine
+# examples (examples/engines) from the same install and runs their tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir="${1:-build/ci}"
@@ -25,3 +27,9 @@ if echo "${listed}" | grep -qv '^Consumer\.'; then
 fi
 ctest --test-dir "${work}/subdir" --output-on-failure
 echo "consumer: find_package and add_subdirectory both pass"
+
+if [[ -f "${work}/prefix/lib/libcapcheck_torch_plugin.a" ]]; then
+  bash scripts/tutorial.sh "${work}/prefix" "${work}/tutorial"
+else
+  echo "consumer: capcheck was built without LibTorch; the engine examples and the tutorial are skipped"
+fi
