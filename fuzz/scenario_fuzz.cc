@@ -286,22 +286,14 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   c.shrink = env_or("CAPCHECK_FUZZ_SHRINK", "1") != "0";
   std::string peers;
   try {
-    load_plugins_from_env();
-    const SubjectEntry& entry = find_subject(env_or("CAPCHECK_FUZZ_SUBJECT", "trtllm"));
-    std::string assignments = env_or("CAPCHECK_FUZZ_OPTIONS", "");
-    std::vector<std::string> given;
-    for (std::size_t at = 0; !assignments.empty() && at <= assignments.size();) {
-      const std::size_t comma = std::min(assignments.find(',', at), assignments.size());
-      given.push_back(assignments.substr(at, comma - at));
-      at = comma + 1;
-    }
-    const SubjectOptions options = resolve_options(entry, parse_option_assignments(given));
-    c.context.subject = SubjectRef{entry.name, options};
-    c.context.plugin = entry.plugin;
-    c.context.backend = entry.devices.front();
-    c.context.fields = entry.fields;
-    Subjects* unguarded = nullptr;
-    c.harness = make_subjects(entry, SubjectRequest{c.context.backend, options}, &unguarded);
+    ChosenSubject chosen =
+        subject_from_environment("CAPCHECK_FUZZ_SUBJECT", "CAPCHECK_FUZZ_OPTIONS", nullptr);
+    c.context.subject = chosen.subject;
+    c.context.plugin = chosen.entry->plugin;
+    c.context.backend = chosen.device;
+    c.context.fields = chosen.entry->fields;
+    Subjects* unguarded = chosen.unguarded;
+    c.harness = std::move(chosen.subjects);
     // backends_agree compares sim with every other backend available here, as
     // `capcheck run` does; with none it is left out (the CLI drops it too).
     if (auto* harness = dynamic_cast<Harness*>(unguarded)) {
@@ -354,7 +346,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::fprintf(stderr,
                    "\n==== capcheck: %s violated by: %s\n"
                    "==== shrunk in %d step(s) (%d candidates tried); the shrunk case:\n",
-                   violated.front().property.c_str(), summarize(scenario).c_str(),
+                   violated.front().property.c_str(), summarize(scenario, c.context.fields).c_str(),
                    shrunk.accepted, shrunk.tried);
       if (shrunk.accepted > 0) {
         scenario = shrunk.scenario;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "capcheck/engine_commands.h"
+#include "capcheck/subject_registry.h"
 
 namespace capcheck {
 namespace {
@@ -21,12 +22,21 @@ struct StatefulRun {
   std::string report;
 };
 
+// The subject of the reference run: CAPCHECK_SUBJECT (default trtllm, the
+// op-level one), CAPCHECK_SUBJECT_OPTIONS, CAPCHECK_BACKEND and the plugins of
+// CAPCHECK_PLUGIN_PATH. The protocol-specific tests below are the built-in
+// subject's.
+std::unique_ptr<Subjects> reference_subjects() {
+  return subject_from_environment().subjects;
+}
+
 StatefulRun run_stateful(Protocol protocol, sim::CapturePolicy capture, bool draft_loop,
-                         int sequences, std::uint64_t seed) {
+                         int sequences, std::uint64_t seed, bool from_environment = false) {
   StatefulRun run;
   auto body = [&] {
     const auto acceptance_seed = *rc::gen::arbitrary<std::uint32_t>();
-    EngineSut sut(stateful_engine_config(protocol, capture, draft_loop, acceptance_seed));
+    const auto config = stateful_engine_config(protocol, capture, draft_loop, acceptance_seed);
+    EngineSut sut = from_environment ? EngineSut(config, reference_subjects()) : EngineSut(config);
     try {
       start_engine(sut);
       rc::state::check(EngineModel{}, sut, &gen_engine_command);
@@ -65,7 +75,7 @@ TEST(EngineProperties, ReferenceHoldsOverCommandSequences) {
   for (const auto capture : {sim::CapturePolicy::kLazy, sim::CapturePolicy::kStartup}) {
     for (const bool draft_loop : {true, false}) {
       const StatefulRun run = run_stateful(Protocol::kReference, capture, draft_loop,
-                                           sequences(500), 7);
+                                           sequences(500), 7, /*from_environment=*/true);
       EXPECT_TRUE(run.passed) << run.report;
       // The sequences really reach graphs: replays always, lazy captures under kLazy.
       EXPECT_GT(run.replays, 100) << capture_policy_name(capture);

@@ -99,6 +99,9 @@ class ClearGraphs final : public EngineCommand {
 EngineSut::EngineSut(const sim::EngineConfig& config, const std::string& backend)
     : runner(make_backend(backend), config) {}
 
+EngineSut::EngineSut(const sim::EngineConfig& config, std::unique_ptr<Subjects> subjects)
+    : runner(std::move(subjects), config) {}
+
 rc::Gen<std::shared_ptr<const EngineCommand>> gen_engine_command(const EngineModel& model) {
   (void)model;
   // Iterations dominate, as in a serving loop.

@@ -105,9 +105,7 @@ std::vector<SubjectEntry>& entries_locked() {
   Registry& r = registry();
   if (!r.builtins_added) {
     r.builtins_added = true;
-    std::vector<SubjectEntry> all = builtin_entries();
-    for (auto& e : r.entries) all.push_back(std::move(e));
-    r.entries = std::move(all);
+    r.entries = builtin_entries();
   }
   return r.entries;
 }
@@ -139,15 +137,9 @@ bool register_subject(SubjectEntry entry, int abi) {
     }
     check_entry(entry);
     if (from_plugin) entry.plugin = r.loading;
-    if (!r.builtins_added) {
-      // Static initialization of the program itself: the built-ins go first later.
-      for (const SubjectEntry& e : r.entries) {
-        if (e.name == entry.name) throw UsageError("subject " + entry.name + " is registered twice");
-      }
-      r.entries.push_back(std::move(entry));
-    } else {
-      add_locked(r.entries, std::move(entry));
-    }
+    // The built-ins are added first, even during static initialization
+    // (they need nothing else initialized), so no name can shadow one.
+    add_locked(entries_locked(), std::move(entry));
   } catch (const UsageError& e) {
     if (!from_plugin) throw;
     if (r.load_error.empty()) r.load_error = e.what();
@@ -229,6 +221,36 @@ std::unique_ptr<Subjects> make_subjects(const SubjectEntry& entry, const Subject
 rc::Gen<Scenario> subject_generator(const SubjectEntry& entry, const GenOptions& ranges,
                                     const SubjectOptions& options) {
   return entry.generator ? entry.generator(ranges, options) : gen_scenario(ranges);
+}
+
+ChosenSubject subject_from_environment(const char* subject_var, const char* options_var,
+                                       const char* device_var) {
+  auto env = [](const char* name, const char* fallback) {
+    const char* value = name ? std::getenv(name) : nullptr;
+    return std::string(value && *value ? value : fallback);
+  };
+  ChosenSubject chosen;
+  try {
+    load_plugins_from_env();
+    chosen.entry = &find_subject(env(subject_var, "trtllm"));
+    std::vector<std::string> given;
+    const std::string list = env(options_var, "");
+    for (std::size_t at = 0; !list.empty() && at <= list.size();) {
+      const std::size_t comma = std::min(list.find(',', at), list.size());
+      given.push_back(list.substr(at, comma - at));
+      at = comma + 1;
+    }
+    chosen.subject = SubjectRef{chosen.entry->name,
+                                resolve_options(*chosen.entry, parse_option_assignments(given))};
+    chosen.device = env(device_var, chosen.entry->devices.front().c_str());
+    chosen.subjects = make_subjects(*chosen.entry, SubjectRequest{chosen.device, chosen.subject.options},
+                                    &chosen.unguarded);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("the subject of ") + (subject_var ? subject_var : "") + ", " +
+                     (options_var ? options_var : "") + " and " + (device_var ? device_var : "") +
+                     ": " + e.what());
+  }
+  return chosen;
 }
 
 SubjectEntry op_level_subject_entry(std::string name, std::string description,

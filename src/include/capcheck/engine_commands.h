@@ -23,6 +23,8 @@ struct EngineModel {
 /// The system under test: an EngineRunner plus the history of what ran.
 struct EngineSut {
   explicit EngineSut(const sim::EngineConfig& config, const std::string& backend = "sim");
+  /// Any subject that runs engine iterations (subject_from_environment()).
+  EngineSut(const sim::EngineConfig& config, std::unique_ptr<Subjects> subjects);
   EngineRunner runner;
   std::vector<std::string> history;
   /// Commands run so far, for reporting how short a shrunk sequence is.

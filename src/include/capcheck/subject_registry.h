@@ -117,6 +117,25 @@ void load_plugin(const std::string& path);
 /// directories whose *.so files are loaded in name order); returns the files.
 std::vector<std::string> load_plugins_from_env();
 
+/// A subject chosen by the environment, for programs without a command line
+/// (the property suites, the fuzzers).
+struct ChosenSubject {
+  const SubjectEntry* entry = nullptr;
+  /// The name and every option (defaults filled in).
+  SubjectRef subject;
+  std::string device;
+  /// Its subjects, guarded (make_subjects); `unguarded` as the maker built them.
+  std::unique_ptr<Subjects> subjects;
+  Subjects* unguarded = nullptr;
+};
+/// Loads CAPCHECK_PLUGIN_PATH, then the subject named by the variable
+/// `subject_var` (default trtllm) with the options of `options_var`
+/// ("name=value,name=value") on the device of `device_var` (default: the
+/// subject's first). UsageError naming the variable for a bad value.
+ChosenSubject subject_from_environment(const char* subject_var = "CAPCHECK_SUBJECT",
+                                       const char* options_var = "CAPCHECK_SUBJECT_OPTIONS",
+                                       const char* device_var = "CAPCHECK_BACKEND");
+
 /// An entry for an op-level subject (subject.h) on the backends "sim",
 /// "torch" and "cuda": `factory` builds the SubjectFactory for the options.
 SubjectEntry op_level_subject_entry(
