@@ -184,7 +184,9 @@ SubjectOptions parse_option_assignments(const std::vector<std::string>& assignme
 
 SubjectOptions resolve_options(const SubjectEntry& entry, const SubjectOptions& given) {
   SubjectOptions resolved;
-  for (const auto& [name, value] : given) {
+  for (const auto& assignment : given) {
+    const std::string& name = assignment.first;
+    const std::string& value = assignment.second;
     const auto option = std::find_if(entry.options.begin(), entry.options.end(),
                                      [&](const SubjectOption& o) { return o.name == name; });
     if (option == entry.options.end()) {
