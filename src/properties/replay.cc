@@ -9,11 +9,14 @@ namespace capcheck {
 
 using namespace properties_detail;
 
-Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario) {
-  constexpr std::string_view kName = "first_replay_matches_eager";
-  Instance& graph = subjects.graph(scenario);
-  graph.prepare(scenario);
-  graph.capture();
+namespace {
+
+// Replays `graph` (captured and prepared for `scenario`) and an eager forward
+// of `scenario` on a fresh instance, both traced; on a difference, a failed
+// verdict of `name` saying "<what> computed X = a where an eager forward
+// computes b", with what each side's traced work explains of it.
+Verdict replay_against_eager(std::string_view name, const std::string& what, Subjects& subjects,
+                             Instance& graph, const Scenario& scenario) {
   Outputs replayed;
   graph.start_trace();
   graph.replay(replayed);
@@ -27,10 +30,10 @@ Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario)
   eager.stop_trace();
 
   SnapshotDifference diff;
-  if (!first_difference(expected, replayed, &diff)) return pass(kName);
+  if (!first_difference(expected, replayed, &diff)) return pass(name);
   const Mismatch& m = diff.mismatch;
-  Verdict v = fail(kName,
-                   "first replay after capture computed " + m.location + " = " + m.actual +
+  Verdict v = fail(name,
+                   what + " computed " + m.location + " = " + m.actual +
                        " where an eager forward computes " + m.expected,
                    m);
   // Each instance still holds what its traced forward or replay read.
@@ -39,6 +42,16 @@ Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario)
   if (!eager_note.empty()) v.notes.push_back("eager computed " + eager_note);
   if (!replay_note.empty()) v.notes.push_back("replay computed " + replay_note);
   return v;
+}
+
+}  // namespace
+
+Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario) {
+  Instance& graph = subjects.graph(scenario);
+  graph.prepare(scenario);
+  graph.capture();
+  return replay_against_eager("first_replay_matches_eager", "first replay after capture",
+                              subjects, graph, scenario);
 }
 
 Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
@@ -78,33 +91,19 @@ Verdict bucket_reuse_matches_eager(Subjects& subjects, const Scenario& scenario)
   graph.prepare(fewer);
   graph.capture();
   graph.prepare(scenario);
-  Outputs replayed;
-  graph.start_trace();
-  graph.replay(replayed);
-  graph.stop_trace();
-  Instance& eager = subjects.eager(scenario);
-  eager.prepare(scenario);
-  Outputs expected;
-  eager.start_trace();
-  eager.forward_eager(expected);
-  eager.stop_trace();
-  SnapshotDifference diff;
-  if (!first_difference(expected, replayed, &diff)) return pass(kName);
-  const Mismatch& m = diff.mismatch;
   const std::int32_t real = scenario.num_seqs() - scenario.num_dummy_requests;
-  Verdict v = fail(kName,
-                   "a replay of the graph captured with " + std::to_string(real - 1) +
-                       " real request(s) and " + std::to_string(fewer.num_dummy_requests) +
-                       " padding dummies, on this batch of " + std::to_string(real) +
-                       " real request(s), computed " + m.location + " = " + m.actual +
-                       " where an eager forward computes " + m.expected,
-                   m);
-  v.notes.push_back("a value of the capture's batch (a real token or request count, a "
-                    "composition) was baked into the graph");
-  const std::string eager_note = eager.explain_output(diff.buffer, m.index);
-  const std::string replay_note = graph.explain_output(diff.buffer, m.index);
-  if (!eager_note.empty()) v.notes.push_back("eager computed " + eager_note);
-  if (!replay_note.empty()) v.notes.push_back("replay computed " + replay_note);
+  Verdict v = replay_against_eager(
+      kName,
+      "a replay of the graph captured with " + std::to_string(real - 1) + " real request(s) and " +
+          std::to_string(fewer.num_dummy_requests) + " padding dummies, on this batch of " +
+          std::to_string(real) + " real request(s),",
+      subjects, graph, scenario);
+  if (!v.passed) {
+    v.notes.insert(v.notes.begin(),
+                   "the graph was captured on another batch of the same key (one real request "
+                   "fewer): a host value of that batch baked into the graph (a real token or "
+                   "request count), or an input the replay does not rewrite, shows here");
+  }
   return v;
 }
 
