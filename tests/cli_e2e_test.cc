@@ -324,6 +324,15 @@ TEST(Cli, AHungCaseIsReportedWithItsToken) {
   EXPECT_CONTAINS(o.output, "reproduce: capcheck reproduce cc2:");
 }
 
+// The op that last wrote a changed element is named with the phase it ran in:
+// under the chunked-branch mutant the postprocess skips the chunked rows, so
+// the preprocess's add is the last write (not "prepare").
+TEST(Cli, TheLastWriteNoteNamesThePreprocessPhase) {
+  const Outcome o = capcheck("run --mutant chunked-branch-asymmetry -p postprocess_inverts_preprocess --seed 1");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_CONTAINS(o.output, "]: preprocess: add kv_lens_cuda[");
+}
+
 TEST(Cli, SimulateIsDeterministicAndCatchesSeedPrAtALazyCapture) {
   const Outcome a = capcheck("simulate --seed 11 --iterations 150");
   const Outcome b = capcheck("simulate --seed 11 --iterations 150");

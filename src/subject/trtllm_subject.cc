@@ -104,10 +104,12 @@ class TrtllmSubject final : public Subject {
 
   void preprocess() override {
     require_prepared("preprocess");
+    backend_.annotate("preprocess");
     update_inputs(position_ids_, /*sign=*/+1);
   }
   void postprocess() override {
     require_prepared("postprocess");
+    backend_.annotate("postprocess");
     update_inputs(position_ids_, /*sign=*/-1);
   }
 
