@@ -17,7 +17,6 @@
 #include "capcheck/errors.h"
 #include "capcheck/token.h"
 #include "capcheck/registry.h"
-#include "capcheck/trtllm_subject.h"
 #include "commands.h"
 
 namespace capcheck::cli {

@@ -8,7 +8,6 @@
 #include "capcheck/registry.h"
 #include "capcheck/report.h"
 #include "capcheck/token.h"
-#include "capcheck/trtllm_subject.h"
 #include "commands.h"
 
 namespace capcheck::cli {

@@ -120,7 +120,6 @@ class GuardedSubjects final : public Subjects {
   void abandon_capture() override { inner_.abandon_capture(); }
   void set_explanations(bool on) override { inner_.set_explanations(on); }
   std::string subject_name() const override { return name_; }
-  Subjects& inner() { return inner_; }
 
  private:
   Subjects& inner_;

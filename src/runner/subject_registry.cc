@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <deque>
 #include <cstdlib>
 #include <mutex>
 #include <set>
@@ -39,8 +40,12 @@ std::string join(const std::vector<std::string>& items) {
   return text;
 }
 
-std::vector<SubjectEntry> builtin_entries() {
-  std::vector<SubjectEntry> entries;
+// A deque: find_subject() and registered_subjects() hand out references that
+// must survive later registrations (a plugin loaded after a lookup).
+using Entries = std::deque<SubjectEntry>;
+
+Entries builtin_entries() {
+  Entries entries;
   SubjectEntry trtllm = op_level_subject_entry(
       "trtllm",
       "TensorRT-LLM's CUDAGraphRunner with _preprocess_inputs/_postprocess_inputs, op-level "
@@ -86,7 +91,7 @@ void check_entry(const SubjectEntry& entry) {
 
 struct Registry {
   std::mutex mutex;
-  std::vector<SubjectEntry> entries;
+  Entries entries;
   bool builtins_added = false;
   std::set<std::string> loaded;  // plugin files, by real path
   // While load_plugin() runs the plugin's static initializers: its path, and
@@ -101,7 +106,7 @@ Registry& registry() {
 }
 
 // The entries of this program, built-in ones first. Caller holds the mutex.
-std::vector<SubjectEntry>& entries_locked() {
+Entries& entries_locked() {
   Registry& r = registry();
   if (!r.builtins_added) {
     r.builtins_added = true;
@@ -110,7 +115,7 @@ std::vector<SubjectEntry>& entries_locked() {
   return r.entries;
 }
 
-void add_locked(std::vector<SubjectEntry>& entries, SubjectEntry entry) {
+void add_locked(Entries& entries, SubjectEntry entry) {
   for (const SubjectEntry& e : entries) {
     if (e.name == entry.name) {
       auto from = [](const SubjectEntry& x) {

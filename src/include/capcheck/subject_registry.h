@@ -82,7 +82,8 @@ bool register_subject(SubjectEntry entry, int abi = detail::kPluginAbi);
 #define CAPCHECK_REGISTER_SUBJECT(ident, ...) \
   static const bool capcheck_subject_registered_##ident = ::capcheck::register_subject(__VA_ARGS__)
 
-/// The entry named `name`; UsageError listing the registered names (and
+/// The entry named `name` (valid for the process's life, later registrations
+/// included); UsageError listing the registered names (and
 /// mentioning --plugin) for an unknown one.
 const SubjectEntry& find_subject(std::string_view name);
 /// Every entry, built-in ones first, then in registration order.
