@@ -8,6 +8,7 @@ packages=(
   librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev
   libeigen3-dev libcli11-dev nlohmann-json3-dev libfmt-dev
   libtorch-dev
+  python3-torch pybind11-dev python3-pytest python3-hypothesis python3-dev
   clang-14 libclang-rt-14-dev
 )
 

@@ -171,6 +171,23 @@ TEST(TorchGraph, AStorageFreedAfterCaptureIsDanglingAtReplay) {
   EXPECT_EQ(kind_of([&] { graph.replay(); }), BackendErrorKind::kDanglingBuffer);
 }
 
+TEST(TorchGraph, AWrappedNumberOperandIsBakedNotDangling) {
+  // Python's `kv + 2` passes 2 as a wrapped-number tensor that dies after the
+  // call: a host value passed by value, as CUDA passes a scalar to a kernel.
+  at::Tensor kv = ints({1, 2});
+  CUDAGraph graph;
+  at::Tensor out;
+  graph.capture_begin();
+  {
+    at::Tensor two = at::scalar_tensor(2, at::TensorOptions().dtype(at::kLong));
+    two.unsafeGetTensorImpl()->set_wrapped_number(true);
+    out = kv + two;
+  }
+  graph.capture_end();
+  graph.replay();
+  EXPECT_EQ(values(out), (std::vector<std::int32_t>{3, 4}));
+}
+
 TEST(TorchGraph, AStorageResizedAfterCaptureIsDanglingAtReplay) {
   at::Tensor workspace = ints({1, 2});
   CUDAGraph graph;

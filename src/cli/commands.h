@@ -97,6 +97,8 @@ const std::atomic<bool>* stop_flag();
 /// The signal that requested the stop (0: none, or request_stop()).
 int stop_signal();
 void request_stop();
+/// Clears a stop request (a new command line in the same process).
+void clear_stop();
 /// "" when standard output took everything written so far (flushed);
 /// otherwise why not (a full disk, a closed pipe).
 std::string stdout_error();

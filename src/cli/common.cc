@@ -54,6 +54,11 @@ int stop_signal() { return g_signal; }
 
 void request_stop() { g_stop.store(true, std::memory_order_relaxed); }
 
+void clear_stop() {
+  g_signal = 0;
+  g_stop.store(false, std::memory_order_relaxed);
+}
+
 std::string stdout_error() {
   std::cout.flush();
   if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {

@@ -20,6 +20,8 @@
 #include <algorithm>
 #include <climits>
 #include <deque>
+#include <functional>
+#include <map>
 #include <cstdlib>
 #include <mutex>
 #include <set>
@@ -98,6 +100,8 @@ struct Registry {
   // the first registration error (they cannot throw out of dlopen).
   std::string loading;
   std::string load_error;
+  // Loaders of plugins that are not shared libraries, by file suffix.
+  std::map<std::string, std::function<void(const std::string&)>> loaders;
 };
 
 Registry& registry() {
@@ -116,8 +120,14 @@ Entries& entries_locked() {
 }
 
 void add_locked(Entries& entries, SubjectEntry entry) {
-  for (const SubjectEntry& e : entries) {
+  for (SubjectEntry& e : entries) {
     if (e.name == entry.name) {
+      // The same script plugin registering again (imported a second time
+      // under another module name): the newer definition replaces the older.
+      if (!e.plugin.empty() && e.plugin == entry.plugin) {
+        e = std::move(entry);
+        return;
+      }
       auto from = [](const SubjectEntry& x) {
         return x.plugin.empty() ? std::string("this program") : "plugin " + x.plugin;
       };
@@ -289,11 +299,42 @@ void load_plugin(const std::string& path) {
     r.loading = resolved;
     r.load_error.clear();
   }
-  void* handle = ::dlopen(resolved, RTLD_NOW | RTLD_LOCAL);
-  const char* why = handle ? nullptr : ::dlerror();
+  const std::string file = resolved;
+  std::function<void(const std::string&)> loader;
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    for (const auto& [suffix, load] : r.loaders) {
+      if (file.size() > suffix.size() &&
+          file.compare(file.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        loader = load;
+      }
+    }
+  }
+  if (loader) {
+    // A script plugin (a Python file): its loader registers with
+    // register_subject, which names the file as the entries' plugin.
+    try {
+      loader(file);
+    } catch (const UsageError& e) {
+      std::lock_guard<std::mutex> lock(r.mutex);
+      r.loading.clear();
+      throw UsageError("--plugin " + path + ": " + e.what());
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(r.mutex);
+      r.loading.clear();
+      throw;
+    }
+  } else if (file.size() > 3 && file.compare(file.size() - 3, 3, ".py") == 0) {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    r.loading.clear();
+    throw UsageError("--plugin " + path + " is a Python file: Python subjects run under "
+                     "`python3 -m capcheck` (docs/python.md)");
+  }
+  void* handle = loader ? nullptr : ::dlopen(resolved, RTLD_NOW | RTLD_LOCAL);
+  const char* why = handle || loader ? nullptr : ::dlerror();
   std::lock_guard<std::mutex> lock(r.mutex);
   r.loading.clear();
-  if (handle == nullptr) {
+  if (handle == nullptr && !loader) {
     std::string reason = why ? why : "unknown reason";
     if (reason.find("undefined symbol") != std::string::npos) {
       reason += " (a plugin resolves capcheck's symbols against the program that loads it: "
@@ -306,10 +347,26 @@ void load_plugin(const std::string& path) {
   if (!r.load_error.empty()) {
     throw UsageError("--plugin " + path + ": " + r.load_error);
   }
-  if (entries_locked().size() == before) {
-    throw UsageError("--plugin " + path + " registers no capcheck subject (no "
-                     "CAPCHECK_REGISTER_SUBJECT ran when it was loaded)");
+  const bool registered_any =
+      std::any_of(entries_locked().begin(), entries_locked().end(),
+                  [&](const SubjectEntry& e) { return e.plugin == file; });
+  if (entries_locked().size() == before && !registered_any) {
+    throw UsageError("--plugin " + path + " registers no capcheck subject (no " +
+                     (loader ? "register_subject" : "CAPCHECK_REGISTER_SUBJECT") +
+                     " ran when it was loaded)");
   }
+}
+
+void set_plugin_loader(std::string suffix, std::function<void(const std::string& path)> loader) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.loaders[std::move(suffix)] = std::move(loader);
+}
+
+std::string plugin_being_loaded() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return r.loading;
 }
 
 std::vector<std::string> load_plugins_from_env() {
@@ -317,6 +374,12 @@ std::vector<std::string> load_plugins_from_env() {
   const char* env = std::getenv("CAPCHECK_PLUGIN_PATH");
   if (env == nullptr || *env == '\0') return files;
   std::string list = env;
+  bool script_plugins = false;  // *.py files in a directory: only where a loader runs them
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    script_plugins = r.loaders.count(".py") > 0;
+  }
   std::size_t start = 0;
   while (start <= list.size()) {
     const auto end = std::min(list.find(':', start), list.size());
@@ -329,7 +392,10 @@ std::vector<std::string> load_plugins_from_env() {
       if (DIR* dir = ::opendir(item.c_str())) {
         while (const dirent* d = ::readdir(dir)) {
           const std::string name = d->d_name;
-          if (name.size() > 3 && name[0] != '.' && name.compare(name.size() - 3, 3, ".so") == 0) {
+          auto ends = [&](const char* suffix, std::size_t n) {
+            return name.size() > n && name.compare(name.size() - n, n, suffix) == 0;
+          };
+          if (name[0] != '.' && (ends(".so", 3) || (ends(".py", 3) && script_plugins))) {
             in_dir.push_back(item + "/" + name);
           }
         }

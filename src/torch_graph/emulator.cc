@@ -723,6 +723,10 @@ void CUDAGraph::capture_end() {
     for (const auto& a : r.arguments) {
       for_each_tensor(a, [&](const at::Tensor& t) {
         if (!t.defined() || !t.has_storage()) return;
+        // A wrapped number (a Python scalar operand, `x + 1`) is a host value
+        // passed by value at capture: baked, like any scalar, so its freeing
+        // does not dangle (the record keeps it).
+        if (t.unsafeGetTensorImpl()->is_wrapped_number()) return;
         const c10::StorageImpl* impl = t.storage().unsafeGetStorageImpl();
         if (owned.count(impl) || external_index.count(impl)) return;
         external_index[impl] = state_->externals.size();

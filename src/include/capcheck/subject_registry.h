@@ -114,8 +114,17 @@ rc::Gen<Scenario> subject_generator(const SubjectEntry& entry, const GenOptions&
 /// no subject, was built against another capcheck, or takes a name already
 /// taken.
 void load_plugin(const std::string& path);
+/// Loads plugins that are not shared libraries: load_plugin() of a file whose
+/// name ends in `suffix` calls `loader` with its real path instead of
+/// dlopen(); the loader registers subjects with register_subject (their
+/// `plugin` is that path). The `capcheck` Python module sets one for ".py"
+/// (docs/python.md); without it a ".py" plugin is a UsageError saying so.
+void set_plugin_loader(std::string suffix, std::function<void(const std::string& path)> loader);
+/// The real path of the plugin load_plugin() is loading now ("" when none).
+std::string plugin_being_loaded();
 /// Loads every plugin in CAPCHECK_PLUGIN_PATH (':'-separated files, or
-/// directories whose *.so files are loaded in name order); returns the files.
+/// directories whose *.so files, and *.py files where a loader is set, are
+/// loaded in name order); returns the files.
 std::vector<std::string> load_plugins_from_env();
 
 /// A subject chosen by the environment, for programs without a command line
