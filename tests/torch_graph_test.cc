@@ -1,5 +1,6 @@
 // The capture emulator (capcheck/torch_graph.h), one test per rule: each fails
 // when its rule is removed from src/torch_graph/emulator.cc.
+#include <ATen/ScalarOps.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -179,7 +180,7 @@ TEST(TorchGraph, AWrappedNumberOperandIsBakedNotDangling) {
   at::Tensor out;
   graph.capture_begin();
   {
-    at::Tensor two = at::scalar_tensor(2, at::TensorOptions().dtype(at::kLong));
+    at::Tensor two = c10::scalar_to_tensor(c10::Scalar(2));  // as Python's binding makes it
     two.unsafeGetTensorImpl()->set_wrapped_number(true);
     out = kv + two;
   }

@@ -73,7 +73,7 @@ class PropertyFailed(AssertionError):
     def __init__(self, message, output=""):
         super().__init__(message)
         self.output = output
-        self.tokens = [line.split()[2] for line in output.splitlines()
+        self.tokens = [line.split()[3] for line in output.splitlines()
                        if line.startswith("reproduce: capcheck reproduce ")]
 
 
@@ -239,6 +239,7 @@ def run(subject, properties=None, *, cases=None, seed=None, profile=None, protoc
     if mutant:
         more += ["--mutant", mutant]
     if regressions:
+        os.makedirs(regressions, exist_ok=True)  # a new suite starts with none
         more += ["--regressions", os.fspath(regressions)]
     if json:
         more += ["--json", os.fspath(json)]

@@ -28,6 +28,7 @@
 #include <torch/csrc/utils/pybind.h>  // at::Tensor <-> torch.Tensor
 
 #include <atomic>
+#include <set>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -254,21 +255,27 @@ void register_python_subject(const std::string& name, py::object factory,
   if (!ranges.empty()) {
     // The subject's scenarios: the built-in generator with some ranges
     // narrowed (a transformation of gen_scenario; shrinking is its own).
-    GenOptions narrowed;
-    auto apply = [&ranges](GenOptions& o) {
-      for (const auto& [name, value] : ranges) {
-        if (name == "batch_size_max") o.batch_size_max = std::min(o.batch_size_max, value.cast<std::int32_t>());
-        else if (name == "draft_len_max") o.draft_len_max = std::min(o.draft_len_max, value.cast<std::int32_t>());
-        else if (name == "warmups_max") o.warmups_max = std::min(o.warmups_max, value.cast<std::int32_t>());
-        else if (name == "draft_loop") o.draft_loop = o.draft_loop && value.cast<bool>();
-        else if (name == "require_chunked") o.require_chunked = value.cast<bool>();
-        else {
-          throw UsageError("ranges: unknown range '" + name + "'; the ranges: batch_size_max, "
-                           "draft_len_max, warmups_max, draft_loop, require_chunked");
-        }
+    // Read once, at registration (a bad name fails here, not at the first run).
+    std::vector<std::pair<std::string, std::int64_t>> narrowed;
+    for (const auto& [name, value] : ranges) {
+      static const std::set<std::string> known = {"batch_size_max", "draft_len_max", "warmups_max",
+                                                  "draft_loop", "require_chunked"};
+      if (!known.count(name)) {
+        throw UsageError("ranges: unknown range '" + name + "'; the ranges: batch_size_max, "
+                         "draft_len_max, warmups_max, draft_loop, require_chunked");
+      }
+      narrowed.emplace_back(name, value.cast<std::int64_t>());
+    }
+    auto apply = [narrowed](GenOptions& o) {
+      for (const auto& [name, v] : narrowed) {
+        const auto value = static_cast<std::int32_t>(v);
+        if (name == "batch_size_max") o.batch_size_max = std::min(o.batch_size_max, value);
+        else if (name == "draft_len_max") o.draft_len_max = std::min(o.draft_len_max, value);
+        else if (name == "warmups_max") o.warmups_max = std::min(o.warmups_max, value);
+        else if (name == "draft_loop") o.draft_loop = o.draft_loop && value != 0;
+        else o.require_chunked = value != 0;
       }
     };
-    apply(narrowed);  // a bad name fails at registration, not at the first run
     entry.generator = [apply](const GenOptions& given, const SubjectOptions&) {
       GenOptions o = given;
       apply(o);

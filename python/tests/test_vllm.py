@@ -1,0 +1,26 @@
+"""The Python vLLM-style runner: correct, and each of its bugs found."""
+
+import pytest
+
+import capcheck
+import vllm_runner  # noqa: F401  (registers py-vllm)
+
+
+def test_the_correct_runner_passes(capcheck_device):
+    result = capcheck.check("py-vllm", device=capcheck_device, cases=300)
+    assert "9 passed, 0 violated" in result.output, result.output
+
+
+@pytest.mark.parametrize("bug,prop,shrunk", [
+    ("seq-lens-inplace", "capture_preserves_inputs", "key=(batch_size=1, draft_len=0) warmups=1"),
+    ("pad-slot-minus-one", "first_replay_matches_eager", "dummies=1"),
+    ("baked-token-count", "bucket_reuse_matches_eager", "key=(batch_size=1, draft_len=0)"),
+])
+def test_each_bug_is_found_and_shrunk(bug, prop, shrunk, capcheck_device):
+    with pytest.raises(capcheck.PropertyFailed) as failed:
+        capcheck.check("py-vllm", [prop], options={"bug": bug}, seed=1, device=capcheck_device)
+    assert shrunk in str(failed.value), str(failed.value)
+    token = failed.value.tokens[0]
+    with pytest.raises(capcheck.PropertyFailed):
+        capcheck.reproduce(token, device=capcheck_device)
+    capcheck.reproduce(token, options={"bug": "none"}, device=capcheck_device)  # the fix holds
