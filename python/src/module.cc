@@ -58,6 +58,14 @@ py::object* g_capture_error = nullptr;
 py::object* g_activate_shim = nullptr;
 bool g_shim_active = false;
 
+// The torch.cuda shim, in place from the first call of an emulated subject
+// in a command until the command returns (capcheck.main()).
+void activate_shim() {
+  if (g_shim_active || g_activate_shim == nullptr) return;
+  g_shim_active = true;
+  (*g_activate_shim)();
+}
+
 // "file.py:12 in capture": the innermost frame of a Python traceback.
 std::string innermost_frame(const py::object& traceback) {
   if (traceback.is_none()) return "";
@@ -166,10 +174,7 @@ class PythonSubject final : public TorchSubject {
   template <typename... Args>
   py::object call(const char* method, Args&&... args) const {
     py::gil_scoped_acquire gil;
-    if (emulated_ && !g_shim_active && g_activate_shim) {
-      g_shim_active = true;
-      (*g_activate_shim)();
-    }
+    if (emulated_) activate_shim();
     try {
       return self_.attr(method)(std::forward<Args>(args)...);
     } catch (py::error_already_set& e) {
@@ -239,10 +244,7 @@ void register_python_subject(const std::string& name, py::object factory,
         config.seqs_max = o.limits.seqs_max;
         config.tokens_max = o.limits.tokens_max;
         config.options = chosen;
-        if (emulated && !g_shim_active && g_activate_shim) {
-          g_shim_active = true;
-          (*g_activate_shim)();
-        }
+        if (emulated) activate_shim();
         try {
           py::object self = (*held)(config);
           return std::unique_ptr<TorchSubject>(std::make_unique<PythonSubject>(self, name, emulated));
@@ -285,12 +287,9 @@ void register_python_subject(const std::string& name, py::object factory,
   entry.builtin_scenarios = builtin_scenarios;
   // Registered while load_plugin() runs the file: the registry names it.
   // Registered by an import (a test module): the file given.
-  const bool from_load = !plugin_being_loaded().empty();
-  if (!from_load) entry.plugin = plugin;
-  if (!register_subject(std::move(entry))) {
-    // load_plugin() reports the error once the file has run.
-    return;
-  }
+  if (plugin_being_loaded().empty()) entry.plugin = plugin;
+  // False only while load_plugin() runs the file: it reports the error then.
+  (void)register_subject(std::move(entry));
 }
 
 // argv for the CLI: "capcheck" then `args`.
