@@ -303,9 +303,12 @@ TEST(Cli, AKilledRunLeavesTheInFlightToken) {
   const std::string file = dir + "/case.token";
   const char* bin = std::getenv("CAPCHECK_BIN");
   ASSERT_NE(bin, nullptr);
-  const std::string command = std::string("timeout -s KILL 1 ") + bin +
-                              " run --cases 100000000 --in-flight " + file + " >/dev/null 2>&1";
-  std::system(command.c_str());  // killed mid-run, as by a crash
+  // Killed mid-run, as by a crash: once the run has written its first token
+  // (a loaded machine may take seconds to get there), never after a fixed time.
+  const std::string command = std::string(bin) + " run --cases 100000000 --in-flight " + file +
+                              " >/dev/null 2>&1 & pid=$!; for i in $(seq 600); do [ -s " + file +
+                              " ] && break; sleep 0.1; done; sleep 0.3; kill -KILL $pid; wait $pid";
+  std::system(command.c_str());
   // The token, then newline padding: "$(cat FILE)" is exactly the token.
   std::string token = read_text(file);
   token.erase(token.find_last_not_of('\n') + 1);
