@@ -12,3 +12,7 @@ fi
 ctest --preset ci "$@"
 # The package from outside: find_package(capcheck) after an install, and add_subdirectory.
 bash scripts/consumer.sh build/ci
+# The Python package as a wheel, installed and run from outside the tree.
+if compgen -G "build/ci/python/capcheck/_capcheck*.so" >/dev/null; then
+  bash scripts/wheel.sh build/ci build/ci/dist
+fi
