@@ -65,22 +65,29 @@ std::string OpInstance::explain_change(std::size_t buffer, std::int64_t index) {
 }
 
 // The (input_id, position_id, kv_len) the last model step of the trace read
-// for output `index`. The buffers still hold what that step read.
+// for output `index`: the buffers' values now, rewound through the ops that
+// ran after the step (the draft loop moves kv_lens after the forward read it).
 std::string OpInstance::explain_output(std::size_t output, std::int64_t index) {
   (void)output;  // one output: the logits
   const auto step = trace_.last_model_step();
   if (!step) return "token " + std::to_string(index) + ": no model step was traced";
-  const Op& op = step->op;
-  auto at = [&](Slice s, std::int64_t i) {
+  const TraceEntry& entry = trace_.entries()[*step];
+  const Op& op = entry.op;
+  auto now = [&](Buffer buffer, std::int64_t element) {
     std::int32_t value = 0;
-    backend_.download(Slice{s.buffer, s.offset + i, 1}, &value);
+    backend_.download(Slice{buffer, element, 1}, &value);
     return value;
   };
-  const std::int32_t seq = at(op.seq_ids, index);
+  auto read = [&](Slice s, std::int64_t i) { return trace_.value_before(*step, s.buffer, s.offset + i, now); };
+  auto text = [](std::optional<std::int32_t> v) {
+    return v ? std::to_string(*v) : std::string("? (overwritten since)");
+  };
+  const auto seq = read(op.seq_ids, index);
   std::ostringstream out;
-  out << "token " << index << " with input_id=" << at(op.src, index) << " position_id=" << at(op.positions, index)
-      << " kv_len=" << at(op.kv_lens, seq) << " (sequence " << seq << ", "
-      << trace_mode_name(step->mode) << ")";
+  out << "token " << index << " with input_id=" << text(read(op.src, index))
+      << " position_id=" << text(read(op.positions, index))
+      << " kv_len=" << (seq ? text(read(op.kv_lens, *seq)) : text(std::nullopt)) << " (sequence "
+      << text(seq) << ", " << trace_mode_name(entry.mode) << ")";
   return out.str();
 }
 

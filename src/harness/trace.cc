@@ -21,9 +21,10 @@ std::optional<TraceEntry> Trace::last_writer(Buffer buffer, std::int64_t index) 
   return std::nullopt;
 }
 
-std::optional<TraceEntry> Trace::last_model_step() const {
-  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
-    if (it->mode != TraceMode::kRecorded && it->op.kind == OpKind::kModelStep) return *it;
+std::optional<std::size_t> Trace::last_model_step() const {
+  for (std::size_t k = entries_.size(); k-- > 0;) {
+    const TraceEntry& entry = entries_[k];
+    if (entry.mode != TraceMode::kRecorded && entry.op.kind == OpKind::kModelStep) return k;
   }
   return std::nullopt;
 }
