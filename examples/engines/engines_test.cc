@@ -150,4 +150,12 @@ TEST(Plugins, ABuiltInScenarioTokenIsRefusedByAPluginSubject) {
   EXPECT_CONTAINS(env.output, "--option bug=none|positions-not-reset");
 }
 
+// The kill matrix runs the built-in catalogue only: a plugin subject's bugs
+// are --option values, and the command says so.
+TEST(Engines, MutantsRefusesAPluginSubject) {
+  const Outcome o = capcheck_plain("mutants " + kVllm);
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_CONTAINS(o.output, "reads neither (its variants are --option values");
+}
+
 }  // namespace

@@ -111,10 +111,25 @@ int main_impl(int argc, char** argv) {
   auto* list = app.add_subcommand("list", "list subjects, backends, protocols, mutants and properties");
   list->add_option("--plugin", list_plugins, "also list the subjects this shared library registers");
 
-  const std::set<std::string> commands = {"run", "reproduce", "check", "simulate", "list"};
+  MutantsOptions mutants_options;
+  CommonOptions mutants_common;
+  auto* mutants = app.add_subcommand(
+      "mutants", "the kill matrix: every protocol and mutant against every property");
+  add_common(mutants, mutants_common);
+  mutants->add_option("--cases,-n", mutants_options.cases, "generated cases per cell")
+      ->default_val(1000)
+      ->transform(decimal(1, kCasesMax));
+  mutants->add_option("--seed,-s", mutants_options.seed, "RapidCheck seed of every cell")
+      ->default_val(1)
+      ->transform(unsigned_integer());
+  auto* as_json = mutants->add_flag("--json", mutants_options.json, "print the matrix as JSON");
+  mutants->add_flag("--markdown", mutants_options.markdown, "print the matrix as a Markdown table")
+      ->excludes(as_json);
+
+  const std::set<std::string> commands = {"run", "reproduce", "check", "simulate", "list", "mutants"};
   if (argc > 1 && argv[1][0] != '-' && commands.count(argv[1]) == 0) {
     throw UsageError(std::string("unknown command '") + argv[1] +
-                     "'; commands: run, reproduce, check, simulate, list (see `capcheck --help`)");
+                     "'; commands: run, reproduce, check, simulate, list, mutants (see `capcheck --help`)");
   }
   try {
     app.parse(argc, argv);
@@ -134,6 +149,7 @@ int main_impl(int argc, char** argv) {
   }
   if (simulate->parsed()) return simulate_command(simulate_common, sim_options);
   if (list->parsed()) return list_command(list_plugins);
+  if (mutants->parsed()) return mutants_command(mutants_common, mutants_options);
   return static_cast<int>(ExitCode::kUsage);
 }
 

@@ -1,6 +1,6 @@
 // The pieces the capcheck commands share: options, property selection,
 // peers, validators. One file per command: run.cc, reproduce.cc (reproduce
-// and check), simulate.cc, list.cc; main.cc parses the command line.
+// and check), simulate.cc, list.cc, mutants.cc; main.cc parses the command line.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -90,6 +90,13 @@ struct SimulateOptions {
   int max_num_tokens = 64;
 };
 
+struct MutantsOptions {
+  int cases = 1000;
+  std::uint64_t seed = 1;
+  bool json = false;
+  bool markdown = false;
+};
+
 /// SIGINT/SIGTERM/SIGPIPE request a stop; SIGXFSZ ignored (common.cc).
 void install_signal_handlers();
 /// Set by those signals (and request_stop); runs stop at a case boundary.
@@ -136,5 +143,7 @@ int check_scenario(CommonOptions common, const Scenario& scenario, const Decoded
                    bool print_json);
 int simulate_command(CommonOptions common, const SimulateOptions& options);
 int list_command(const std::vector<std::string>& plugins);
+/// The kill matrix of the protocol and mutant catalogue (mutants.cc).
+int mutants_command(CommonOptions common, const MutantsOptions& options);
 
 }  // namespace capcheck::cli
