@@ -1,5 +1,6 @@
 // Replay properties under the correct protocol: the first replay, follow-up
-// replays, and static inputs copied in full.
+// replays (with the captured offsets and with new ones), two keys one draft
+// length apart, and static inputs copied in full.
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -14,6 +15,16 @@ RC_GTEST_PROP(ReplayProperties, first_replay_matches_eager, ()) {
 
 RC_GTEST_PROP(ReplayProperties, replays_match_eager, ()) {
   suites::require("replays_match_eager", *gen_scenario(GenOptions{}));
+}
+
+// Follow-ups with new accepted counts and offsets, as the overlap scheduler
+// serves them.
+RC_GTEST_PROP(ReplayProperties, replays_track_new_offsets, ()) {
+  suites::require("replays_track_new_offsets", *gen_scenario(GenOptions{}));
+}
+
+RC_GTEST_PROP(ReplayProperties, graph_cache_keys_distinct, ()) {
+  suites::require("graph_cache_keys_distinct", *gen_scenario(GenOptions{}));
 }
 
 RC_GTEST_PROP(ReplayProperties, static_inputs_fully_copied, ()) {

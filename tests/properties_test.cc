@@ -3,9 +3,11 @@
 // property kills at least one, and the canary fails.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 
 #include "capcheck/harness.h"
+#include "capcheck/instance.h"
 #include "capcheck/trtllm_subject.h"
 #include "capcheck/errors.h"
 #include "capcheck/sim_backend.h"
@@ -30,7 +32,8 @@ RunResult run(Harness& harness, const char* property, Protocol protocol, Mutant 
 const char* const kProperties[] = {"capture_preserves_inputs",       "first_replay_matches_eager",
                                    "warmup_count_invariant",         "postprocess_inverts_preprocess",
                                    "replays_match_eager",            "padding_is_inert",
-                                   "static_inputs_fully_copied"};
+                                   "static_inputs_fully_copied",     "replays_track_new_offsets",
+                                   "bucket_reuse_matches_eager",     "graph_cache_keys_distinct"};
 
 TEST(Properties, ReferenceWithoutMutantPassesEveryProperty) {
   Harness harness(make_sim_backend(), make_trtllm_subject);
@@ -54,24 +57,30 @@ TEST(Properties, EachProtocolAndMutantIsKilledByTheExpectedProperties) {
   const std::string capture = "capture_preserves_inputs", first = "first_replay_matches_eager",
                     warmups = "warmup_count_invariant", inverse = "postprocess_inverts_preprocess",
                     replays = "replays_match_eager", padding = "padding_is_inert",
-                    statics = "static_inputs_fully_copied";
+                    statics = "static_inputs_fully_copied", tracks = "replays_track_new_offsets",
+                    bucket = "bucket_reuse_matches_eager", keys = "graph_cache_keys_distinct";
   const std::vector<Expectation> table = {
       // Without the draft loop (the bug of PR #7373 alone).
       {false, Protocol::kReference, Mutant::kNone, {}},
-      {false, Protocol::kPreFix, Mutant::kNone, {capture, first, warmups, replays}},
-      {false, Protocol::kSeedPr, Mutant::kNone, {capture, first, replays}},
+      {false, Protocol::kPreFix, Mutant::kNone, {capture, first, warmups, replays, tracks, keys}},
+      {false, Protocol::kSeedPr, Mutant::kNone, {capture, first, replays, tracks, keys}},
       {false, Protocol::kSnapshotRestore, Mutant::kNone, {capture}},
       // With the one-model draft loop: its kv_lens drift during warmups is undone
       // only by snapshot-restore and reference (PR #11696).
       {true, Protocol::kReference, Mutant::kNone, {}},
-      {true, Protocol::kPreFix, Mutant::kNone, {capture, first, warmups, replays}},
-      {true, Protocol::kSeedPr, Mutant::kNone, {capture, first, warmups, replays}},
+      {true, Protocol::kPreFix, Mutant::kNone, {capture, first, warmups, replays, tracks, keys}},
+      {true, Protocol::kSeedPr, Mutant::kNone, {capture, first, warmups, replays, tracks, keys}},
       {true, Protocol::kSnapshotRestore, Mutant::kNone, {capture}},
       {true, Protocol::kReference, Mutant::kChunkedBranchAsymmetry,
-       {capture, first, warmups, inverse, replays}},
-      {true, Protocol::kReference, Mutant::kPartialStaticCopy, {first, replays, statics}},
-      {true, Protocol::kReference, Mutant::kPaddedRowsNotInert, {padding}},
-      {true, Protocol::kReference, Mutant::kReplayWithoutPrepare, {replays}},
+       {capture, first, warmups, inverse, replays, tracks, keys}},
+      {true, Protocol::kReference, Mutant::kPartialStaticCopy, {first, replays, statics, tracks, bucket, keys}},
+      {true, Protocol::kReference, Mutant::kPaddedRowsNotInert, {padding, bucket}},
+      {true, Protocol::kReference, Mutant::kReplayWithoutPrepare, {replays, tracks, keys}},
+      // Only follow-ups with new offsets, or a capture on another batch of
+      // the key, see offsets kept from the capture.
+      {true, Protocol::kReference, Mutant::kStaleOffsets, {tracks, bucket, keys}},
+      // Only two keys one draft length apart collide in a cache keyed on the batch size.
+      {true, Protocol::kReference, Mutant::kCacheKeyWithoutDraftLen, {keys}},
   };
   Harness harness(make_sim_backend(), make_trtllm_subject);
   std::map<std::string, int> kills;
@@ -220,6 +229,33 @@ TEST(Properties, IllegalCaptureCallInAUserSubjectIsAViolation) {
   EXPECT_NE(verdict.message.find("capture-unsupported (900)"), std::string::npos)
       << verdict.message;
   EXPECT_FALSE(harness.backend().capturing());
+}
+
+// Outputs of another size or element type are a difference, never a crash:
+// a subject that replays another key's graph returns fewer elements.
+TEST(Observations, ADifferentSizeOrTypeIsADifference) {
+  auto ints = [](std::vector<std::int32_t> v) {
+    Observed o;
+    o.name = "logits";
+    o.bytes.resize(v.size() * sizeof(std::int32_t));
+    std::memcpy(o.bytes.data(), v.data(), o.bytes.size());
+    return o;
+  };
+  Mismatch m;
+  EXPECT_FALSE(first_difference(ints({1, 2}), ints({1, 2}), &m));
+  ASSERT_TRUE(first_difference(ints({1, 2}), ints({1}), &m));
+  EXPECT_EQ(m.index, 1);
+  EXPECT_EQ(m.expected, "2");
+  EXPECT_EQ(m.actual, "nothing (1 elements in all)");
+  ASSERT_TRUE(first_difference(ints({1}), ints({1, 5}), &m));
+  EXPECT_EQ(m.index, 1);
+  EXPECT_EQ(m.actual, "5");
+  ASSERT_TRUE(first_difference(ints({1, 3}), ints({1, 4, 5}), &m));
+  EXPECT_EQ(m.index, 1);
+  Observed floats = ints({1, 2});
+  floats.type = ElementType::kFloat32;
+  EXPECT_TRUE(first_difference(ints({1, 2}), floats, &m));
+  EXPECT_EQ(m.location, "logits (element type)");
 }
 
 }  // namespace

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.skipif(not capcheck.cuda_graphs_available(),
 CASES = 150
 RUNS = [dict(protocol=p) for p in ("reference", "pre-fix", "seed-pr", "snapshot-restore")] + [
     dict(mutant=m) for m in ("chunked-branch-asymmetry", "partial-static-copy",
-                             "padded-rows-not-inert", "replay-without-prepare")]
+                             "padded-rows-not-inert", "replay-without-prepare",
+                             "stale-offsets", "cache-key-without-draft-len")]
 
 
 def verdicts(device, run, path):

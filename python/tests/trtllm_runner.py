@@ -83,6 +83,10 @@ class TrtllmRunner:
                   (self.rejected, s.rejected_draft_tokens()), (self.position_ids[0], s.position_ids)]
         if not skip_kv:
             fields.append((self.kv_lens, s.kv_lens))
+        # The overlap scheduler's offsets are new every iteration; the mutant
+        # keeps those of the capture once the key's graph exists.
+        if s.mutant == "stale-offsets" and s.key_index() in self.graphs:
+            fields = [f for f in fields if f[0] is not self.pos_offsets and f[0] is not self.kv_offsets]
         staged = torch.tensor([v for _, values in fields for v in values], dtype=torch.int32).to(self.device)
         at = 0
         for tensor, values in fields:
@@ -180,8 +184,15 @@ class TrtllmRunner:
         self._draft_loop(+1)
         return logits
 
+    @staticmethod
+    def _cache_index(s):
+        # The graph cache's key; the mutant keys on the batch size alone.
+        return s.num_seqs() * 16 if s.mutant == "cache-key-without-draft-len" else s.key_index()
+
     def capture(self):
         s = self.scenario
+        if s.mutant == "cache-key-without-draft-len" and self._cache_index(s) in self.graphs:
+            return  # the mutant's cache says this key is captured already
         protocol = s.protocol
         if protocol == "snapshot-restore":
             self.kv_snapshot.copy_(self.kv_lens)
@@ -192,11 +203,11 @@ class TrtllmRunner:
                 self._update_inputs(self.static_position_ids, -1)
             elif protocol != "pre-fix":
                 self._update_inputs(self.static_position_ids, -1)
-        self.graphs.pop(s.key_index(), None)
+        self.graphs.pop(self._cache_index(s), None)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
             output = self._forward_static()
-        self.graphs[s.key_index()] = (graph, output)
+        self.graphs[self._cache_index(s)] = (graph, output)
         if protocol in ("seed-pr", "snapshot-restore"):
             self._update_inputs(self.static_position_ids, -1)
         if protocol == "snapshot-restore":
@@ -204,7 +215,7 @@ class TrtllmRunner:
 
     def replay(self):
         s = self.scenario
-        graph, output = self.graphs[s.key_index()]
+        graph, output = self.graphs[self._cache_index(s)]
         copied = s.replay_copied_tokens()
         self.static_input_ids[:copied].copy_(self.input_ids[:copied])
         self.static_position_ids[:, :copied].copy_(self.position_ids[:, :copied])

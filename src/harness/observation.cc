@@ -116,21 +116,38 @@ bool Observed::same_element(const Observed& other, std::int64_t index) const {
 }
 
 bool first_difference(const Observed& expected, const Observed& actual, Mismatch* out) {
-  CAPCHECK_ASSERT(expected.type == actual.type);
-  CAPCHECK_ASSERT(expected.bytes.size() == actual.bytes.size());
+  if (expected.type != actual.type) {
+    // A subject's output of another element type: a difference, not a crash.
+    *out = Mismatch{expected.name, 0, "a tensor of element size " + std::to_string(element_size(expected.type)),
+                    "one of element size " + std::to_string(element_size(actual.type)) +
+                        " (another element type)",
+                    expected.name + " (element type)"};
+    return true;
+  }
   // memcmp: std::equal on std::byte compares element by element.
-  if (expected.bytes.empty() ||
-      std::memcmp(expected.bytes.data(), actual.bytes.data(), expected.bytes.size()) == 0) {
+  if (expected.bytes.size() == actual.bytes.size() &&
+      (expected.bytes.empty() ||
+       std::memcmp(expected.bytes.data(), actual.bytes.data(), expected.bytes.size()) == 0)) {
     return false;
   }
-  for (std::int64_t i = 0; i < expected.count(); ++i) {
+  const std::int64_t common = std::min(expected.count(), actual.count());
+  for (std::int64_t i = 0; i < common; ++i) {
     if (expected.same_element(actual, i)) continue;
     *out = Mismatch{expected.name, i, expected.element(i), actual.element(i),
                     element_location(expected.name, expected.shape, i)};
     return true;
   }
-  CAPCHECK_ASSERT(false && "bytes differ but no element does");
-  return false;
+  // Equal where both have elements, but one has more (an output of another
+  // size: a graph of another key replayed, a slice of the wrong length).
+  CAPCHECK_ASSERT(expected.count() != actual.count());
+  auto at = [&](const Observed& o) {
+    return common < o.count() ? o.element(common)
+                              : "nothing (" + std::to_string(o.count()) + " elements in all)";
+  };
+  *out = Mismatch{expected.name, common, at(expected), at(actual),
+                  common < expected.count() ? element_location(expected.name, expected.shape, common)
+                                            : expected.name + "[" + std::to_string(common) + "]"};
+  return true;
 }
 
 bool first_difference(const Snapshot& before, const Snapshot& after, SnapshotDifference* out) {

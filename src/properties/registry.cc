@@ -21,6 +21,10 @@ const std::vector<PropertyInfo>& all_properties() {
       {"replays_match_eager",
        "every replay over follow-up iterations (re-prepare, replay) equals an eager forward",
        &replays_match_eager},
+      {"replays_track_new_offsets",
+       "every replay over follow-up iterations with new accepted counts and the offsets derived "
+       "from them (the overlap scheduler's) equals an eager forward",
+       &replays_track_new_offsets},
       {"bucket_reuse_matches_eager",
        "a graph captured with one real request fewer (padded into the same key) and replayed "
        "on this batch equals an eager forward of it",
@@ -30,6 +34,10 @@ const std::vector<PropertyInfo>& all_properties() {
       {"static_inputs_fully_copied",
        "a replay's output does not depend on what the static input buffers held before it",
        &static_inputs_fully_copied},
+      {"graph_cache_keys_distinct",
+       "two keys that differ in draft_len only, captured one after the other, each replay "
+       "equal to an eager forward (the graph cache keys on every dimension)",
+       &graph_cache_keys_distinct},
       {"graph_outputs_survive_other_replays",
        "what a replay returned is unchanged by a later replay of another key's graph (shared "
        "pools reuse only memory nothing holds)",

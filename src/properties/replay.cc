@@ -1,4 +1,5 @@
 // Replay properties: first_replay_matches_eager, replays_match_eager,
+// replays_track_new_offsets, bucket_reuse_matches_eager, graph_cache_keys_distinct,
 // static_inputs_fully_copied.
 #include <vector>
 
@@ -54,8 +55,13 @@ Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario)
                               subjects, graph, scenario);
 }
 
-Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
-  constexpr std::string_view kName = "replays_match_eager";
+namespace {
+
+// Capture `scenario`, replay it, then replay `follow_ups` further iterations
+// of the same key (prepare, replay), each compared with an eager forward.
+template <typename FollowUp>
+Verdict replays_against_eager(std::string_view name, Subjects& subjects, const Scenario& scenario,
+                              FollowUp next) {
   constexpr std::int32_t kFollowUps = 3;
   std::vector<Outputs> replayed(kFollowUps + 1);
   {
@@ -64,13 +70,13 @@ Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
     graph.capture();
     graph.replay(replayed[0]);
     for (std::int32_t i = 1; i <= kFollowUps; ++i) {
-      graph.prepare(follow_up(scenario, i));  // the next iteration, same key
+      graph.prepare(next(scenario, i));  // the next iteration, same key
       graph.replay(replayed[static_cast<std::size_t>(i)]);
     }
   }
   for (std::int32_t i = 0; i <= kFollowUps; ++i) {
-    const Outputs expected = eager_outputs(subjects, follow_up(scenario, i));
-    if (auto v = compare_outputs(kName,
+    const Outputs expected = eager_outputs(subjects, next(scenario, i));
+    if (auto v = compare_outputs(name,
                                  i == 0 ? std::string("the first replay")
                                         : "replay " + std::to_string(i + 1) + " (follow-up " +
                                               std::to_string(i) + ")",
@@ -78,7 +84,26 @@ Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
       return *v;
     }
   }
-  return pass(kName);
+  return pass(name);
+}
+
+}  // namespace
+
+Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
+  return replays_against_eager("replays_match_eager", subjects, scenario, &follow_up);
+}
+
+Verdict replays_track_new_offsets(Subjects& subjects, const Scenario& scenario) {
+  constexpr std::string_view kName = "replays_track_new_offsets";
+  Verdict v = replays_against_eager(kName, subjects, scenario, &follow_up_with_new_offsets);
+  if (!v.passed) {
+    v.notes.insert(v.notes.begin(),
+                   "each follow-up iteration accepted new draft-token counts and brought new "
+                   "position and kv offsets (the overlap scheduler's previous_pos_id_offsets and "
+                   "previous_kv_lens_offsets): a graph that reads the offsets of its capture, "
+                   "or of an earlier iteration, shows here");
+  }
+  return v;
 }
 
 Verdict bucket_reuse_matches_eager(Subjects& subjects, const Scenario& scenario) {
@@ -105,6 +130,39 @@ Verdict bucket_reuse_matches_eager(Subjects& subjects, const Scenario& scenario)
                    "request count), or an input the replay does not rewrite, shows here");
   }
   return v;
+}
+
+Verdict graph_cache_keys_distinct(Subjects& subjects, const Scenario& scenario) {
+  constexpr std::string_view kName = "graph_cache_keys_distinct";
+  Scenario other;
+  if (!with_other_draft_len(scenario, &other)) return pass(kName);  // no generation request
+  subjects.graph(other);  // fitted for both keys (a refit would drop graphs)
+  Instance& graph = subjects.graph(scenario);
+  // Two keys one draft length apart, same batch size, captured one after the
+  // other as an engine's warmup does; then each replayed, the later first.
+  graph.prepare(scenario);
+  graph.capture();
+  graph.prepare(other);
+  graph.capture();
+  Outputs later, earlier;
+  graph.replay(later);
+  graph.prepare(scenario);
+  graph.replay(earlier);
+  auto key = [](const Scenario& s) {
+    return "key (batch_size=" + std::to_string(s.key.batch_size) +
+           ", draft_len=" + std::to_string(s.key.draft_len) + ")";
+  };
+  auto v = compare_outputs(kName, "the replay of " + key(other) + " captured after " + key(scenario),
+                           eager_outputs(subjects, other), later);
+  if (!v) {
+    v = compare_outputs(kName, "the replay of " + key(scenario) + " after " + key(other) + " was captured",
+                        eager_outputs(subjects, scenario), earlier);
+  }
+  if (!v) return pass(kName);
+  v->notes.insert(v->notes.begin(),
+                  "two graph keys that differ in draft_len only: a graph cache whose key "
+                  "misses a dimension replays one key's graph for the other");
+  return *v;
 }
 
 Verdict graph_outputs_survive_other_replays(Subjects& subjects, const Scenario& scenario) {

@@ -54,6 +54,23 @@ Outputs eager_outputs(Subjects& subjects, const Scenario& scenario);
 /// whenever `s` is; follow_up(s, 0) is `s`.
 Scenario follow_up(const Scenario& s, std::int32_t i);
 
+/// follow_up(s, i) as the overlap scheduler serves it: every real generation
+/// request accepted a new number of draft tokens in the previous iteration,
+/// and the offsets are derived from it as the generator derives them
+/// (position offset accepted + 1, kv offset accepted - draft_len; dummies
+/// zero). With draft_len 0 there are no offsets: follow_up(s, i).
+Scenario follow_up_with_new_offsets(const Scenario& s, std::int32_t i);
+
+/// `s` with another draft length (one more, or one fewer at the limit, or
+/// when one more would not fit kTokensMax) and the same batch: each
+/// generation request carries 1 + draft_len tokens (one more id, its
+/// positions, its kv_len), its position offset repeated, at most draft_len
+/// accepted. The graph key differs from `s`'s in draft_len only. False when
+/// there is no generation request (the draft length changes nothing), or
+/// when `s` or the result would not be valid (a field left out by a
+/// subject's own generator, a kv_len or position at its limit).
+bool with_other_draft_len(const Scenario& s, Scenario* out);
+
 /// A valid scenario like `s` with another graph key: one more (non-chunked)
 /// context request of one token, or, at the batch-size limit, one generation
 /// request fewer (or one context fewer).

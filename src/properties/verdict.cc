@@ -1,4 +1,5 @@
 // Verdicts: building, comparing, formatting; what every family shares.
+#include <algorithm>
 #include <sstream>
 
 #include "capcheck/errors.h"
@@ -63,6 +64,82 @@ Scenario follow_up(const Scenario& s, std::int32_t i) {
   for (auto& position : next.position_ids) position = step_within(position, i, kPositionMagnitudeMax);
   for (auto& kv : next.kv_lens) kv = step_within(kv, i, kKvLenMax);
   return next;
+}
+
+Scenario follow_up_with_new_offsets(const Scenario& s, std::int32_t i) {
+  Scenario next = follow_up(s, i);
+  const std::int32_t d = s.key.draft_len;
+  if (i == 0 || d == 0) return next;
+  // A subject's own generator may leave the offset fields out (the subject
+  // does not read them): nothing to derive.
+  const bool shaped =
+      s.previous_pos_id_offsets.size() == static_cast<std::size_t>(s.num_generations * (1 + d)) &&
+      s.previous_kv_lens_offsets.size() == static_cast<std::size_t>(s.kv_offsets_count()) &&
+      s.num_accepted_tokens.size() == static_cast<std::size_t>(s.num_generations) &&
+      s.num_dummy_requests >= 0 && s.num_dummy_requests <= s.num_generations;
+  if (!shaped) return next;
+  // The number accepted by request r in the previous iteration: moves on
+  // with i, differs between neighbours, always in 0..draft_len.
+  auto accepted = [&](std::int32_t r) { return (i * (r + 2) + r) % (d + 1); };
+  const std::int32_t real = s.num_generations - s.num_dummy_requests;
+  for (std::int32_t g = 0; g < s.num_generations; ++g) {
+    const std::int32_t offset = g < real ? accepted(g) + 1 : 0;
+    for (std::int32_t j = 0; j <= d; ++j) {
+      next.previous_pos_id_offsets[static_cast<std::size_t>(g * (1 + d) + j)] = offset;
+    }
+    if (s.draft_loop) next.num_accepted_tokens[static_cast<std::size_t>(g)] = g < real ? accepted(g) : 0;
+  }
+  for (std::int32_t k = 0; k < s.kv_offsets_count(); ++k) {
+    const bool dummy = s.num_chunked_ctx_requests == 0 && k >= real;
+    next.previous_kv_lens_offsets[static_cast<std::size_t>(k)] = dummy ? 0 : accepted(k) - d;
+  }
+  return next;
+}
+
+bool with_other_draft_len(const Scenario& s, Scenario* out) {
+  if (s.num_generations == 0) return false;
+  try {
+    validate(s);  // a subject's own generator may leave fields out: nothing to vary
+  } catch (const UsageError&) {
+    return false;
+  }
+  const std::int32_t d = s.key.draft_len;
+  const bool room = s.num_tokens() + s.num_generations <= kTokensMax;
+  const std::int32_t e = d < kDraftLenMax && room ? d + 1 : d - 1;
+  if (e < 0) return false;
+  Scenario o = s;
+  o.key.draft_len = e;
+  o.input_ids.assign(s.input_ids.begin(), s.input_ids.begin() + s.num_ctx_tokens());
+  o.position_ids.assign(s.position_ids.begin(), s.position_ids.begin() + s.num_ctx_tokens());
+  o.previous_pos_id_offsets.clear();
+  for (std::int32_t g = 0; g < s.num_generations; ++g) {
+    const auto r = static_cast<std::size_t>(s.num_contexts + g);
+    const auto first = static_cast<std::size_t>(s.num_ctx_tokens() + g * (1 + d));
+    const std::int32_t past = s.kv_lens[r] - s.seq_lens[r];
+    for (std::int32_t j = 0; j <= e; ++j) {
+      // The request's ids, the last one repeated (changed) for a new token.
+      const std::int32_t id = j <= d ? s.input_ids[first + static_cast<std::size_t>(j)]
+                                     : s.input_ids[first + static_cast<std::size_t>(d)] ^ 1;
+      o.input_ids.push_back(id);
+      o.position_ids.push_back(past + j);
+      o.previous_pos_id_offsets.push_back(
+          s.previous_pos_id_offsets.empty() ? 0 : s.previous_pos_id_offsets[first - static_cast<std::size_t>(s.num_ctx_tokens())]);
+    }
+    o.seq_lens[r] = 1 + e;
+    o.kv_lens[r] = past + 1 + e;
+    if (r - static_cast<std::size_t>(s.num_contexts) < o.num_accepted_tokens.size()) {
+      auto& a = o.num_accepted_tokens[r - static_cast<std::size_t>(s.num_contexts)];
+      a = std::min(a, e);
+    }
+  }
+  o.draft_loop = s.draft_loop && e > 0;
+  try {
+    validate(o);  // a kv_len or position one step past its limit
+  } catch (const UsageError&) {
+    return false;
+  }
+  *out = std::move(o);
+  return true;
 }
 
 Scenario another_key(const Scenario& s) {

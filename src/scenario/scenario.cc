@@ -15,7 +15,8 @@ constexpr std::string_view kProtocolNames[kProtocolCount] = {"reference", "pre-f
                                                              "snapshot-restore"};
 constexpr std::string_view kMutantNames[kMutantCount] = {
     "none", "chunked-branch-asymmetry", "partial-static-copy", "padded-rows-not-inert",
-    "replay-without-prepare"};
+    "replay-without-prepare", "stale-offsets",
+    "cache-key-without-draft-len"};
 
 template <std::size_t N>
 std::string join_names(const std::string_view (&names)[N]) {

@@ -87,9 +87,16 @@ class TrtllmSubject final : public Subject {
                                  graphs_.count(key_index(s.key)) > 0;
     if (!skip_kv_rewrite) backend_.upload(range(kv_lens_, 0, s.num_seqs()), s.kv_lens.data());
     backend_.upload(range(seq_ids_, 0, num_tokens_), seq_ids_host_.data());
-    backend_.upload(range(pos_offsets_, 0, num_tokens_ - num_ctx_tokens_),
-                    s.previous_pos_id_offsets.data());
-    backend_.upload(range(kv_offsets_, 0, s.kv_offsets_count()), s.previous_kv_lens_offsets.data());
+    // The overlap scheduler's offsets are new every iteration; the mutant
+    // keeps those of the capture once the key's graph exists (warmup
+    // metadata not refreshed: TensorRT-LLM PRs #5947, #6136).
+    const bool stale_offsets =
+        s.mutant == Mutant::kStaleOffsets && graphs_.count(key_index(s.key)) > 0;
+    if (!stale_offsets) {
+      backend_.upload(range(pos_offsets_, 0, num_tokens_ - num_ctx_tokens_),
+                      s.previous_pos_id_offsets.data());
+      backend_.upload(range(kv_offsets_, 0, s.kv_offsets_count()), s.previous_kv_lens_offsets.data());
+    }
     rejected_host_ = rejected_draft_tokens(s);
     backend_.upload(range(rejected_, 0, s.num_generations), rejected_host_.data());
     prepared_ = true;
@@ -134,9 +141,13 @@ class TrtllmSubject final : public Subject {
       backend_.annotate("snapshot kv_lens");
       backend_.copy(whole(kv_lens_snapshot_), whole(kv_lens_));
     }
+    if (scenario_.mutant == Mutant::kCacheKeyWithoutDraftLen &&
+        graphs_.count(cache_index(scenario_)) > 0) {
+      return;  // the mutant's cache says this key is captured already
+    }
     for (std::int32_t w = 0; w < scenario_.warmups_count; ++w) {
       backend_.annotate("warmup forward");
-      forward_static(key_logits(scenario_.key));
+      forward_static(key_logits(scenario_));
       if (protocol == Protocol::kReference) {
         // Restore everything the forward mutated in place, in reverse order.
         backend_.annotate("warmup restore (draft loop, then postprocess)");
@@ -147,10 +158,10 @@ class TrtllmSubject final : public Subject {
         update_inputs(static_position_ids_, -1);
       }
     }
-    release_graph(scenario_.key);
+    release_graph(scenario_);
     // Each key's graph writes its own output buffer, as each CUDA graph's
     // output is its own allocation; kept across reset() (allocated once per key).
-    const Buffer out = key_logits(scenario_.key);
+    const Buffer out = key_logits(scenario_);
     backend_.annotate("capture forward (recorded)");
     backend_.begin_capture();
     try {
@@ -159,7 +170,7 @@ class TrtllmSubject final : public Subject {
       abandon_capture();
       throw;
     }
-    graphs_[key_index(scenario_.key)] = backend_.end_capture();
+    graphs_[cache_index(scenario_)] = backend_.end_capture();
     if (postprocess_capture) {
       backend_.annotate("postprocess after capture");
       update_inputs(static_position_ids_, -1);
@@ -172,7 +183,7 @@ class TrtllmSubject final : public Subject {
 
   Slice replay() override {
     require_prepared("replay");
-    const auto it = graphs_.find(key_index(scenario_.key));
+    const auto it = graphs_.find(cache_index(scenario_));
     if (it == graphs_.end()) throw_replay_before_capture(scenario_.key);
     const std::int64_t copied = replay_copied_tokens(scenario_);
     backend_.annotate("replay input copy");
@@ -180,7 +191,7 @@ class TrtllmSubject final : public Subject {
     backend_.copy(range(static_position_ids_, 0, copied), range(position_ids_, 0, copied));
     backend_.annotate("graph replay");
     backend_.replay(it->second);
-    return range(static_logits_.at(key_index(scenario_.key)), 0, num_tokens_);
+    return range(static_logits_.at(cache_index(scenario_)), 0, num_tokens_);
   }
 
  private:
@@ -232,8 +243,15 @@ class TrtllmSubject final : public Subject {
     draft_loop(+1);
   }
 
-  Buffer key_logits(const GraphKey& key) {
-    const auto [it, added] = static_logits_.try_emplace(key_index(key), Buffer{});
+  // The graph cache's index of the scenario's key: key_index, or under the
+  // mutant the batch size alone (two draft lengths collide).
+  static std::int64_t cache_index(const Scenario& s) {
+    return s.mutant == Mutant::kCacheKeyWithoutDraftLen ? key_index(GraphKey{s.key.batch_size, 0})
+                                                         : key_index(s.key);
+  }
+
+  Buffer key_logits(const Scenario& s) {
+    const auto [it, added] = static_logits_.try_emplace(cache_index(s), Buffer{});
     if (added) it->second = backend_.allocate("static_logits", limits_.tokens_max);
     return it->second;
   }
@@ -273,8 +291,8 @@ class TrtllmSubject final : public Subject {
     }
   }
 
-  void release_graph(const GraphKey& key) {
-    const auto it = graphs_.find(key_index(key));
+  void release_graph(const Scenario& s) {
+    const auto it = graphs_.find(cache_index(s));
     if (it == graphs_.end()) return;
     backend_.destroy_graph(it->second);
     graphs_.erase(it);

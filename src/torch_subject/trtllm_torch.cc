@@ -137,8 +137,13 @@ class TrtllmTorch final : public TorchSubject {
     // then a device copy into each tensor.
     std::vector<std::pair<torch::Tensor, const std::vector<std::int32_t>*>> fields = {
         {input_ids_, &s.input_ids}, {seq_lens_, &s.seq_lens}, {seq_ids_, &seq_ids},
-        {pos_offsets_, &s.previous_pos_id_offsets}, {kv_offsets_, &s.previous_kv_lens_offsets},
         {rejected_, &rejected}};
+    // The overlap scheduler's offsets are new every iteration; the mutant
+    // keeps those of the capture once the key's graph exists.
+    if (!(s.mutant == Mutant::kStaleOffsets && graphs_.count(key_index(s.key)) > 0)) {
+      fields.emplace_back(pos_offsets_, &s.previous_pos_id_offsets);
+      fields.emplace_back(kv_offsets_, &s.previous_kv_lens_offsets);
+    }
     for (std::int64_t row = 0; row < position_ids_.size(0); ++row) {
       fields.emplace_back(position_ids_[row].reshape({-1}), &s.position_ids);
     }
@@ -184,6 +189,9 @@ class TrtllmTorch final : public TorchSubject {
 
   void capture() override {
     require_prepared("capture");
+    if (scenario_.mutant == Mutant::kCacheKeyWithoutDraftLen && graphs_.count(cache_index(scenario_)) > 0) {
+      return;  // the mutant's cache says this key is captured already
+    }
     const Protocol protocol = scenario_.protocol;
     const bool postprocess_capture =
         protocol == Protocol::kSeedPr || protocol == Protocol::kSnapshotRestore;
@@ -203,7 +211,7 @@ class TrtllmTorch final : public TorchSubject {
         update_inputs(static_position_ids_, -1);
       }
     }
-    graphs_.erase(key_index(scenario_.key));
+    graphs_.erase(cache_index(scenario_));
     Captured captured{std::make_unique<tg::CUDAGraph>(options_.graphs), {}};
     tg::annotate("capture forward (recorded)");
     {
@@ -226,7 +234,7 @@ class TrtllmTorch final : public TorchSubject {
       const torch::Tensor& out = captured.output;
       captured.output = torch::from_blob(out.data_ptr(), out.sizes(), out.strides(), out.options());
     }
-    graphs_[key_index(scenario_.key)] = std::move(captured);
+    graphs_[cache_index(scenario_)] = std::move(captured);
     if (postprocess_capture) {
       tg::annotate("postprocess after capture");
       update_inputs(static_position_ids_, -1);
@@ -239,7 +247,7 @@ class TrtllmTorch final : public TorchSubject {
 
   std::vector<NamedTensor> replay() override {
     require_prepared("replay");
-    const auto it = graphs_.find(key_index(scenario_.key));
+    const auto it = graphs_.find(cache_index(scenario_));
     if (it == graphs_.end()) throw_replay_before_capture(scenario_.key);
     const std::int64_t copied = replay_copied_tokens(scenario_);
     tg::annotate("replay input copy");
@@ -252,6 +260,13 @@ class TrtllmTorch final : public TorchSubject {
   }
 
  private:
+  // The graph cache's index of the scenario's key: key_index, or under the
+  // mutant the batch size alone (two draft lengths collide).
+  static std::int64_t cache_index(const Scenario& s) {
+    return s.mutant == Mutant::kCacheKeyWithoutDraftLen ? key_index(GraphKey{s.key.batch_size, 0})
+                                                         : key_index(s.key);
+  }
+
   struct Captured {
     std::unique_ptr<tg::CUDAGraph> graph;
     torch::Tensor output;

@@ -50,6 +50,7 @@ Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario)
 Verdict warmup_count_invariant(Subjects& subjects, const Scenario& scenario);
 Verdict postprocess_inverts_preprocess(Subjects& subjects, const Scenario& scenario);
 Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario);
+Verdict replays_track_new_offsets(Subjects& subjects, const Scenario& scenario);
 /// Captures the key with its last real generation request turned into a
 /// padding dummy, replays it on the scenario itself: a host value baked at
 /// capture (a real token count in a padded bucket) shows.
@@ -58,6 +59,7 @@ Verdict padding_is_inert(Subjects& subjects, const Scenario& scenario);
 Verdict static_inputs_fully_copied(Subjects& subjects, const Scenario& scenario);
 /// Two keys captured, the first replayed and its outputs kept, the second
 /// replayed: the kept outputs are unchanged (capture rule 6).
+Verdict graph_cache_keys_distinct(Subjects& subjects, const Scenario& scenario);
 Verdict graph_outputs_survive_other_replays(Subjects& subjects, const Scenario& scenario);
 /// Compares the subjects' device with every peer (Subjects::peer_subjects);
 /// UsageError when there is none.

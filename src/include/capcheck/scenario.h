@@ -27,8 +27,10 @@ enum class Mutant : std::uint8_t {
   kPartialStaticCopy = 2,       // replay copies one token fewer into the static buffers
   kPaddedRowsNotInert = 3,      // kv offsets gathered as if padding dummies came first
   kReplayWithoutPrepare = 4,    // a replay of an existing graph skips the kv_lens rewrite
+  kStaleOffsets = 5,            // a replay of an existing graph re-reads the capture's offsets
+  kCacheKeyWithoutDraftLen = 6, // the graph cache keys on batch_size only
 };
-inline constexpr int kMutantCount = 5;
+inline constexpr int kMutantCount = 7;
 
 /// Stable command-line / JSON names ("seed-pr", "chunked-branch-asymmetry", ...).
 std::string_view protocol_name(Protocol protocol);
