@@ -165,6 +165,33 @@ TEST(Cli, CheckReproducesTheH200Measurement) {
   EXPECT_CONTAINS(o.output, "replay computed token 4 with input_id=201 position_id=19 kv_len=20");
 }
 
+// --dump lines capcheck up with an engine's logs: the H200 measurement's
+// kv_lens after capture, what the replay and the eager forward computed with.
+TEST(Cli, CheckDumpShowsTheBuffersAfterEachPhase) {
+  const Outcome o = capcheck("check --scenario " + data("h200_seed_pr.json") +
+                             " --dump -p first_replay_matches_eager");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  const auto after_capture = o.output.find("after postprocess after capture:\n");
+  ASSERT_NE(after_capture, std::string::npos) << o.output;
+  EXPECT_EQ(o.output.find("kv_lens_cuda               [10,17,27,37] then 60 zeros", after_capture),
+            o.output.find("kv_lens_cuda", after_capture))
+      << o.output;
+  EXPECT_CONTAINS(o.output, "the model step of 'capture forward (recorded)' (replayed from the graph) "
+                            "computed with:\n    input_ids    [101,102,103,104,201,202,301,302,401,402]\n"
+                            "    position_ids [6,7,8,9,19,20,29,30,39,40]\n"
+                            "    seq_ids      [0,0,0,0,1,1,2,2,3,3]\n"
+                            "    kv_lens      [10,20,30,40] then 60 zeros");
+  EXPECT_CONTAINS(o.output, "the model step of 'eager model' (executed eagerly) computed with:");
+  EXPECT_CONTAINS(o.output, "    kv_lens      [10,23,33,43] then 60 zeros");
+  EXPECT_CONTAINS(o.output, "first_replay_matches_eager: VIOLATED");
+  const Outcome torch = capcheck("check --scenario " + data("h200_seed_pr.json") +
+                                 " --dump --subject trtllm-torch");
+  if (torch_built()) {
+    EXPECT_EQ(torch.exit_code, 2) << torch.output;
+    EXPECT_CONTAINS(torch.output, "--dump prints the buffers of an op-level subject");
+  }
+}
+
 // The note names the kv_len the forward read, not the value the draft loop
 // left after it (step 0 adds 1 to the context row, subtracts the rejected
 // draft token from each generation row).

@@ -79,11 +79,18 @@ int main_impl(int argc, char** argv) {
   reproduce->add_option("token", token, "a cc2: (or cc1:) token printed by a failing run")->required();
   add_common(reproduce, reproduce_common);
   reproduce->add_flag("--print-json", print_json, "also print the scenario as JSON");
+  bool dump = false;
+  const char* dump_help =
+      "first print every persistent and static buffer after each phase of a capture, its first "
+      "replay and an eager forward, and the vectors each model step computed with (op-level "
+      "subjects)";
+  reproduce->add_flag("--dump", dump, dump_help);
 
   std::string scenario_file;
   auto* check = app.add_subcommand("check", "run properties on a scenario written as JSON");
   check->add_option("--scenario", scenario_file, "scenario JSON file")->required();
   add_common(check, check_common);
+  check->add_flag("--dump", dump, dump_help);
 
   SimulateOptions sim_options;
   CommonOptions simulate_common;
@@ -142,10 +149,10 @@ int main_impl(int argc, char** argv) {
   if (run->parsed()) return run_command(run_common, run_options);
   if (reproduce->parsed()) {
     const DecodedToken decoded = decode_subject_token(token);
-    return check_scenario(reproduce_common, decoded.scenario, &decoded, print_json);
+    return check_scenario(reproduce_common, decoded.scenario, &decoded, print_json, dump);
   }
   if (check->parsed()) {
-    return check_scenario(check_common, from_json(read_file(scenario_file)), nullptr, false);
+    return check_scenario(check_common, from_json(read_file(scenario_file)), nullptr, false, dump);
   }
   if (simulate->parsed()) return simulate_command(simulate_common, sim_options);
   if (list->parsed()) return list_command(list_plugins);

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <iosfwd>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -51,6 +52,8 @@ const SubjectEntry& resolve_subject(CommonOptions& common, const DecodedToken* t
 struct OpenSubjects {
   const SubjectEntry* entry = nullptr;
   std::unique_ptr<Subjects> subjects;
+  /// What `subjects` guards: a Harness for an op-level subject.
+  Subjects* unguarded = nullptr;
   CaseContext context;
   Subjects& get() { return *subjects; }
 };
@@ -140,7 +143,12 @@ inline std::string subject_text(const CaseContext& context) { return describe(co
 int run_command(CommonOptions common, const RunOptions& options);
 /// reproduce (`token` given: its subject and options) and check (`token` null).
 int check_scenario(CommonOptions common, const Scenario& scenario, const DecodedToken* token,
-                   bool print_json);
+                   bool print_json, bool dump = false);
+/// --dump of check and reproduce (dump.cc): the op-level subject's buffers
+/// after every phase of a capture, its first replay and an eager forward, and
+/// what each model step computed with. UsageError for another kind of subject.
+void print_dump(Subjects* unguarded, const std::string& subject, const Scenario& scenario,
+                std::ostream& out);
 int simulate_command(CommonOptions common, const SimulateOptions& options);
 int list_command(const std::vector<std::string>& plugins);
 /// The kill matrix of the protocol and mutant catalogue (mutants.cc).

@@ -221,6 +221,7 @@ OpenSubjects open_subjects(CommonOptions& common, std::vector<const PropertyInfo
   open.context.fields = open.entry->fields;
   Subjects* unguarded = nullptr;
   open.subjects = make_subjects(*open.entry, SubjectRequest{common.backend, options}, &unguarded);
+  open.unguarded = unguarded;
   const auto agree = std::find_if(properties.begin(), properties.end(),
                                   [](const PropertyInfo* p) { return p->name == "backends_agree"; });
   if (agree == properties.end()) return open;

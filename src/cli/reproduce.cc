@@ -14,7 +14,7 @@ namespace capcheck::cli {
 
 // Runs the selected properties once on `scenario` (reproduce and check).
 int check_scenario(CommonOptions common, const Scenario& scenario, const DecodedToken* token,
-                   bool print_json) {
+                   bool print_json, bool dump) {
   auto properties = select_properties(common.properties);
   OpenSubjects open = open_subjects(common, properties, token);
   Subjects& subjects = open.get();
@@ -28,6 +28,7 @@ int check_scenario(CommonOptions common, const Scenario& scenario, const Decoded
   std::cout << "backend: " << common.backend << '\n';
   std::cout << "scenario: " << summarize(scenario, context.fields) << '\n';
   if (print_json) std::cout << to_json(scenario) << '\n';
+  if (dump) print_dump(open.unguarded, context.subject.name, scenario, std::cout);
   int violated = 0;
   for (const PropertyInfo* property : properties) {
     if (stop_flag()->load()) {

@@ -124,5 +124,9 @@ void Harness::abandon_capture() {
 void Harness::start_trace() { impl_->backend_.record_into(&impl_->trace_); }
 void Harness::stop_trace() { impl_->backend_.record_into(nullptr); }
 const Trace& Harness::trace() const { return impl_->trace_; }
+void Harness::on_phase(std::function<void(const char*, const char*)> f) {
+  impl_->backend_.on_phase(std::move(f));
+}
+const char* Harness::phase() const { return impl_->backend_.phase(); }
 
 }  // namespace capcheck

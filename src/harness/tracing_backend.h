@@ -3,6 +3,7 @@
 // into the ops the capture model recorded for the graph.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,9 +53,16 @@ class TracingBackend final : public Backend {
     return inner_->recorded_ops(graph);
   }
   void annotate(const char* phase) override {
+    if (on_phase_) on_phase_(phase_, phase);
     phase_ = phase;
     inner_->annotate(phase);
   }
+
+  /// Called at every phase boundary with the phase that ends and the one that
+  /// starts (null: no longer called).
+  void on_phase(std::function<void(const char* ended, const char* next)> f) { on_phase_ = std::move(f); }
+  /// The phase of the work issued now.
+  const char* phase() const { return phase_; }
 
   /// Records into `target` (cleared first) until record_into(nullptr).
   void record_into(Trace* target) {
@@ -66,6 +74,7 @@ class TracingBackend final : public Backend {
   std::unique_ptr<Backend> inner_;
   Trace* target_ = nullptr;  // where traced work goes; null: not tracing
   const char* phase_ = "";
+  std::function<void(const char*, const char*)> on_phase_;
 };
 
 }  // namespace capcheck::detail

@@ -3,6 +3,7 @@
 // reference; it is the Subjects (instance.h) the properties run on.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,6 +51,12 @@ class Harness final : public Subjects {
   /// Stops recording.
   void stop_trace();
   const Trace& trace() const;
+  /// Calls `f(ended, next)` at every phase boundary the subjects annotate
+  /// (Backend::annotate), before the next phase's work; null stops it. For
+  /// dumps of the state after each phase (`capcheck check --dump`).
+  void on_phase(std::function<void(const char* ended, const char* next)> f);
+  /// The phase annotated last.
+  const char* phase() const;
 
   // Subjects
   Instance& graph(const Scenario& scenario) override;
