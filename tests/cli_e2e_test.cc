@@ -345,6 +345,60 @@ TEST(Cli, PropertiesMdMatrixIsCurrent) {
                                    "CAPCHECK_WRITE_DOCS=1 ctest -R PropertiesMdMatrixIsCurrent";
 }
 
+// --shard I/N: the parts together run exactly the cases of one run, with the
+// same verdicts (every case's property, origin, status and token): passing
+// properties over two batches each, failing ones (found and shrunk in their
+// first batch) over one. (A property that fails in batch k stops there in one
+// run, while the shards owning its later batches still run them.)
+std::vector<std::string> case_records(const std::string& jsonl) {
+  std::vector<std::string> records;
+  std::istringstream lines(jsonl);
+  const std::regex field("\"(origin|property|status|token)\":\"([^\"]*)\"");
+  for (std::string line; std::getline(lines, line);) {
+    std::string record;
+    for (auto it = std::sregex_iterator(line.begin(), line.end(), field); it != std::sregex_iterator(); ++it) {
+      record += (*it)[2].str() + " ";
+    }
+    records.push_back(record);
+  }
+  std::sort(records.begin(), records.end());
+  return records;
+}
+
+TEST(Cli, ShardsTogetherRunExactlyTheCasesOfOneRun) {
+  const std::string dir = temp_dir("shard");
+  for (const std::string protocol : {"reference", "seed-pr"}) {
+    const std::string cases = protocol == "reference" ? "1500" : "1000";
+    const std::string run = "run --protocol " + protocol + " --seed 4 --cases " + cases +
+                            " --in-flight none -p capture_preserves_inputs -p replays_match_eager "
+                            "-p padding_is_inert";
+    const Outcome whole = capcheck(run + " --json " + dir + "/whole.jsonl");
+    std::vector<std::string> parts;
+    for (int i = 1; i <= 3; ++i) {
+      const Outcome part = capcheck(run + " --shard " + std::to_string(i) + "/3 --json " + dir +
+                                    "/part.jsonl");
+      EXPECT_EQ(part.exit_code, whole.exit_code == 1 && part.output.find("VIOLATED") == std::string::npos
+                                    ? 0 : whole.exit_code)
+          << part.output;
+      EXPECT_CONTAINS(part.output, "shard " + std::to_string(i) + "/3");
+      const auto records = case_records(read_text(dir + "/part.jsonl"));
+      parts.insert(parts.end(), records.begin(), records.end());
+    }
+    std::sort(parts.begin(), parts.end());
+    const auto expected = case_records(read_text(dir + "/whole.jsonl"));
+    EXPECT_GE(expected.size(), protocol == "reference" ? 4500u : 1000u) << protocol;
+    EXPECT_EQ(parts, expected) << protocol;
+  }
+  const Outcome random = capcheck("run --shard 1/2 --in-flight none");
+  if (!(std::getenv("CI") && std::string(std::getenv("CI")) == "true")) {
+    EXPECT_EQ(random.exit_code, 2) << random.output;
+    EXPECT_CONTAINS(random.output, "--shard needs the same seeds in every part");
+  }
+  EXPECT_EQ(capcheck("run --shard 3/2").exit_code, 2);
+  EXPECT_EQ(capcheck("run --shard 1/0").exit_code, 2);
+  EXPECT_EQ(capcheck("run --shard x").exit_code, 2);
+}
+
 TEST(Cli, RegressionsAreReplayedFirstUnderTheRunsProtocol) {
   const Outcome ok = capcheck("run --regressions " + regressions_dir() + " --cases 50 --seed 1");
   EXPECT_EQ(ok.exit_code, 0) << ok.output;

@@ -64,6 +64,10 @@ int main_impl(int argc, char** argv) {
   run->add_flag("--allow-no-cases", run_options.allow_no_cases,
                "exit 0 even when a property ran no case (its share of --max-seconds was too small)");
   run->add_option("--json", run_options.json_path, "write one JSON line per case to this file");
+  run->add_option("--shard", run_options.shard,
+                  "I/N: run the I-th of N deterministic parts (property x batch of 1000 cases); "
+                  "N runs with I = 1..N check exactly the cases of one run (fixed seeds: --seed or "
+                  "CI=true)");
   run->add_option("--in-flight", run_options.in_flight_path,
                   "file holding the token of the running case: a new path (never an existing "
                   "file), 'auto' (in a private temporary directory) or 'none'")

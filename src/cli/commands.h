@@ -79,6 +79,9 @@ struct RunOptions {
   std::string in_flight_path = "auto";
   double case_timeout_seconds = 60.0;
   bool allow_no_cases = false;
+  /// --shard I/N: this run owns the units (property, batch of
+  /// kCasesPerBatch cases) whose index modulo N is I-1; "" for all.
+  std::string shard;
 };
 
 struct SimulateOptions {

@@ -128,6 +128,27 @@ int run_command(CommonOptions common, const RunOptions& options) {
   config.observer = &log;
 
   const bool ci = ci_mode();
+  // --shard I/N: units (property p, batch b), numbered p * batches + b.
+  std::uint64_t shard_index = 0, shard_count = 1;
+  if (!options.shard.empty()) {
+    const auto slash = options.shard.find('/');
+    auto number = [&](const std::string& text) -> std::uint64_t {
+      if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos) {
+        throw UsageError("--shard: must be I/N with 1 <= I <= N <= 999999 (got " +
+                         quote_input(options.shard) + ")");
+      }
+      return std::stoull(text);
+    };
+    if (slash == std::string::npos) number("");
+    shard_index = number(options.shard.substr(0, slash));
+    shard_count = number(options.shard.substr(slash + 1));
+    if (shard_index < 1 || shard_index > shard_count) number("");
+    if (!options.seed && !ci) {
+      throw UsageError("--shard needs the same seeds in every part: pass --seed S or set CI=true");
+    }
+  }
+  const std::uint64_t batches =
+      (static_cast<std::uint64_t>(options.cases) + kCasesPerBatch - 1) / kCasesPerBatch;
   std::random_device entropy;
   std::vector<std::uint64_t> seeds;
   for (const PropertyInfo* property : properties) {
@@ -147,6 +168,11 @@ int run_command(CommonOptions common, const RunOptions& options) {
       common.backend, scenario_options, options.cases,
       options.seed ? "fixed (--seed)" : ci ? "derived from property names (CI=true)" : "random");
   if (!entry.plugin.empty()) std::cout << "plugin: " << entry.plugin << '\n';
+  if (shard_count > 1) {
+    std::cout << fmt::format("shard {}/{}: the units (property, batch of {} cases) numbered "
+                             "{} modulo {}\n",
+                             shard_index, shard_count, kCasesPerBatch, shard_index - 1, shard_count);
+  }
   if (!config.regressions.empty()) {
     std::cout << fmt::format("regressions: {} scenario(s) from {} replayed first\n",
                              config.regressions.size(), options.regressions_dir);
@@ -164,6 +190,7 @@ int run_command(CommonOptions common, const RunOptions& options) {
                            "cases", "result", "time_s", "cases/s");
   std::vector<RunResult> results;
   std::vector<std::string> output_errors;
+  int other_shard_properties = 0;  // --shard: every case of it on other shards
   for (std::size_t i = 0; i < properties.size(); ++i) {
     if (config.stop->load()) break;
     // --max-seconds is the budget of the whole run (regressions and their
@@ -175,7 +202,18 @@ int run_command(CommonOptions common, const RunOptions& options) {
                            static_cast<double>(properties.size() - i);
     }
     config.seed = seeds[i];
+    if (shard_count > 1) {
+      config.owns_batch = [=](std::uint64_t batch) {
+        return (i * batches + batch) % shard_count == shard_index - 1;
+      };
+    }
     const RunResult result = run_property(subjects, *properties[i], config);
+    if (result.cases_other_shards == options.cases) {
+      std::cout << fmt::format("{:<38} {:>20} {:>13} {:<9}\n", result.property, result.seed,
+                               fmt::format("0/{}", options.cases), "other shard");
+      ++other_shard_properties;
+      continue;
+    }
     const bool failed_generated = !result.passed && result.found_by != CaseOrigin::kRegression;
     const int run_cases = result.cases_passed + (failed_generated ? 1 : 0);
     const std::string stopped = result.stopped_by_request  ? "  (interrupted)"
@@ -185,7 +223,10 @@ int run_command(CommonOptions common, const RunOptions& options) {
                              result.seed, fmt::format("{}/{}", run_cases, options.cases),
                              result_word(result), result.seconds,
                              result.seconds > 0 ? result.cases_run() / result.seconds : 0.0,
-                             regressions_note(result) + stopped);
+                             regressions_note(result) + stopped +
+                                 (result.cases_other_shards > 0
+                                      ? fmt::format("  ({} on other shards)", result.cases_other_shards)
+                                      : std::string()));
     results.push_back(result);
     // A closed standard output (`| head`) stops the run like a signal would,
     // so what was found is still saved.
@@ -234,11 +275,16 @@ int run_command(CommonOptions common, const RunOptions& options) {
       }
     }
   }
-  const std::size_t not_run = properties.size() - results.size();
+  const std::size_t not_run = properties.size() - results.size() -
+                              static_cast<std::size_t>(other_shard_properties);
   std::string summary = fmt::format("summary: {} propert{} run, {} passed, {} violated",
                                     results.size(), results.size() == 1 ? "y" : "ies",
                                     results.size() - violated - without_cases, violated);
   if (without_cases) summary += fmt::format(", {} ran no case", without_cases);
+  if (other_shard_properties) {
+    summary += fmt::format(", {} on other shards (shard {}/{})", other_shard_properties, shard_index,
+                           shard_count);
+  }
   if (not_run) summary += fmt::format(", {} not run (interrupted)", not_run);
   std::cout << '\n' << summary << '\n';
   if (without_cases && !options.allow_no_cases) {

@@ -120,7 +120,8 @@ RunResult run_property(Subjects& given, const PropertyInfo& property, const RunC
 
   // Regressions first, under the protocol and mutant of this run: a case that
   // once broke some protocol must hold under the one being tested.
-  for (Scenario scenario : config.regressions) {
+  const bool owns_regressions = !config.owns_batch || config.owns_batch(0);
+  for (Scenario scenario : owns_regressions ? config.regressions : std::vector<Scenario>{}) {
     if (should_stop()) {
       run.seconds = elapsed();
       return run;
@@ -144,6 +145,12 @@ RunResult run_property(Subjects& given, const PropertyInfo& property, const RunC
   int remaining = config.cases;
   bool stopped = false;
   for (std::uint64_t batch = 0; remaining > 0 && !stopped; ++batch) {
+    if (config.owns_batch && !config.owns_batch(batch)) {
+      const int skipped = std::min(remaining, kCasesPerBatch);
+      run.cases_other_shards += skipped;
+      remaining -= skipped;
+      continue;
+    }
     std::optional<Scenario> last_failure;
     Verdict last_verdict;
     int shrinks_tried = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 
 #include <cstdint>
 #include <optional>
@@ -64,6 +65,10 @@ struct RunConfig {
   /// Regression scenarios replayed (under gen.protocol / gen.mutant) before generating.
   std::vector<Scenario> regressions;
   RunObserver* observer = nullptr;
+  /// Which batches this run owns (null: all): a batch it does not own is
+  /// skipped with its cases (`capcheck run --shard`); the regressions run
+  /// with batch 0.
+  std::function<bool(std::uint64_t batch)> owns_batch;
 };
 
 struct RunResult {
@@ -79,6 +84,8 @@ struct RunResult {
   bool stopped_by_deadline = false;
   /// True when `stop` ended the run before `cases` passed.
   bool stopped_by_request = false;
+  /// Generated cases of the batches another shard owns (RunConfig::owns_batch).
+  int cases_other_shards = 0;
   /// Cases that ran (regressions, generated, the failing one; not shrinks).
   /// Zero means the property was not tested at all: not a pass.
   int cases_run() const {
