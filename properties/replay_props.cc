@@ -1,6 +1,7 @@
 // Replay properties under the correct protocol: the first replay, follow-up
 // replays (with the captured offsets and with new ones), two keys one draft
-// length apart, and static inputs copied in full.
+// length apart, nothing of a capture left for later forwards, and static
+// inputs copied in full.
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -25,6 +26,10 @@ RC_GTEST_PROP(ReplayProperties, replays_track_new_offsets, ()) {
 
 RC_GTEST_PROP(ReplayProperties, graph_cache_keys_distinct, ()) {
   suites::require("graph_cache_keys_distinct", *gen_scenario(GenOptions{}));
+}
+
+RC_GTEST_PROP(ReplayProperties, capture_state_does_not_leak, ()) {
+  suites::require("capture_state_does_not_leak", *gen_scenario(GenOptions{}));
 }
 
 RC_GTEST_PROP(ReplayProperties, static_inputs_fully_copied, ()) {

@@ -33,7 +33,8 @@ const char* const kProperties[] = {"capture_preserves_inputs",       "first_repl
                                    "warmup_count_invariant",         "postprocess_inverts_preprocess",
                                    "replays_match_eager",            "padding_is_inert",
                                    "static_inputs_fully_copied",     "replays_track_new_offsets",
-                                   "bucket_reuse_matches_eager",     "graph_cache_keys_distinct"};
+                                   "bucket_reuse_matches_eager",     "graph_cache_keys_distinct",
+                                   "capture_state_does_not_leak"};
 
 TEST(Properties, ReferenceWithoutMutantPassesEveryProperty) {
   Harness harness(make_sim_backend(), make_trtllm_subject);
@@ -58,7 +59,8 @@ TEST(Properties, EachProtocolAndMutantIsKilledByTheExpectedProperties) {
                     warmups = "warmup_count_invariant", inverse = "postprocess_inverts_preprocess",
                     replays = "replays_match_eager", padding = "padding_is_inert",
                     statics = "static_inputs_fully_copied", tracks = "replays_track_new_offsets",
-                    bucket = "bucket_reuse_matches_eager", keys = "graph_cache_keys_distinct";
+                    bucket = "bucket_reuse_matches_eager", keys = "graph_cache_keys_distinct",
+                    leak = "capture_state_does_not_leak";
   const std::vector<Expectation> table = {
       // Without the draft loop (the bug of PR #7373 alone).
       {false, Protocol::kReference, Mutant::kNone, {}},
@@ -73,14 +75,16 @@ TEST(Properties, EachProtocolAndMutantIsKilledByTheExpectedProperties) {
       {true, Protocol::kSnapshotRestore, Mutant::kNone, {capture}},
       {true, Protocol::kReference, Mutant::kChunkedBranchAsymmetry,
        {capture, first, warmups, inverse, replays, tracks, keys}},
-      {true, Protocol::kReference, Mutant::kPartialStaticCopy, {first, replays, statics, tracks, bucket, keys}},
+      {true, Protocol::kReference, Mutant::kPartialStaticCopy, {first, replays, statics, tracks, bucket, keys, leak}},
       {true, Protocol::kReference, Mutant::kPaddedRowsNotInert, {padding, bucket}},
-      {true, Protocol::kReference, Mutant::kReplayWithoutPrepare, {replays, tracks, keys}},
+      {true, Protocol::kReference, Mutant::kReplayWithoutPrepare, {replays, tracks, keys, leak}},
       // Only follow-ups with new offsets, or a capture on another batch of
       // the key, see offsets kept from the capture.
       {true, Protocol::kReference, Mutant::kStaleOffsets, {tracks, bucket, keys}},
       // Only two keys one draft length apart collide in a cache keyed on the batch size.
       {true, Protocol::kReference, Mutant::kCacheKeyWithoutDraftLen, {keys}},
+      // Only an eager forward on the instance that captured sees a capture-only switch left on.
+      {true, Protocol::kReference, Mutant::kCaptureOverrideLeaks, {leak}},
   };
   Harness harness(make_sim_backend(), make_trtllm_subject);
   std::map<std::string, int> kills;

@@ -74,7 +74,7 @@ void expect_token_reproduces(const std::string& token, const char* plugin, const
 void expect_every_property_holds(const std::string& subject) {
   const Outcome o = capcheck("run " + subject);
   EXPECT_EQ(o.exit_code, 0) << o.output;
-  EXPECT_CONTAINS(o.output, "summary: 11 properties run, 11 passed, 0 violated");
+  EXPECT_CONTAINS(o.output, "summary: 12 properties run, 12 passed, 0 violated");
 }
 
 TEST(VllmStyle, TheCorrectRunnerPassesEveryProperty) { expect_every_property_holds(kVllm); }
@@ -103,7 +103,7 @@ TEST(VllmStyle, APadSlotOfMinusOneIsFoundAtOneRealTokenAndOnePaddedRow) {
 TEST(VllmStyle, ATokenCountBakedAtCaptureIsFoundAtOneRequest) {
   const Outcome o = capcheck("run " + kVllm + " --option bug=baked-token-count");
   EXPECT_EQ(o.exit_code, 1) << o.output;
-  EXPECT_CONTAINS(o.output, "summary: 11 properties run, 10 passed, 1 violated");
+  EXPECT_CONTAINS(o.output, "summary: 12 properties run, 11 passed, 1 violated");
   EXPECT_EQ(scenario_in(o.output).rfind("key=(batch_size=1, draft_len=0) warmups=0 ", 0), 0u) << o.output;
   EXPECT_CONTAINS(o.output, "bucket_reuse_matches_eager: VIOLATED");
   expect_token_reproduces(token_in(o.output), VLLM_PLUGIN, "trtllm-torch");
@@ -128,7 +128,7 @@ TEST(SglangStyle, TheCorrectRunnerPassesEveryProperty) { expect_every_property_h
 TEST(SglangStyle, PositionsNotResetAreFoundAtThreeRequestsInABucketOfFour) {
   const Outcome o = capcheck("run " + kSglang + " --option bug=positions-not-reset");
   EXPECT_EQ(o.exit_code, 1) << o.output;
-  EXPECT_CONTAINS(o.output, "summary: 11 properties run, 10 passed, 1 violated");
+  EXPECT_CONTAINS(o.output, "summary: 12 properties run, 11 passed, 1 violated");
   EXPECT_EQ(scenario_in(o.output).rfind("key=(batch_size=3, draft_len=0) warmups=0 tokens=3 ", 0), 0u)
       << o.output;
   EXPECT_CONTAINS(o.output, "index out of range");

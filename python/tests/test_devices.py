@@ -14,7 +14,8 @@ CASES = 150
 RUNS = [dict(protocol=p) for p in ("reference", "pre-fix", "seed-pr", "snapshot-restore")] + [
     dict(mutant=m) for m in ("chunked-branch-asymmetry", "partial-static-copy",
                              "padded-rows-not-inert", "replay-without-prepare",
-                             "stale-offsets", "cache-key-without-draft-len")]
+                             "stale-offsets", "cache-key-without-draft-len",
+                             "capture-override-leaks")]
 
 
 def verdicts(device, run, path):

@@ -63,9 +63,11 @@ class TrtllmRunner:
             self.pool_owner = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.pool_owner, pool=self.pool, stream=self.stream):
                 self.kv_snapshot + 0
+        self.forward_reads_static = False
         self.scenario = None
 
     def reset(self):
+        self.forward_reads_static = False
         self.graphs.clear()
         self.arena.zero_()
         self.scenario = None
@@ -173,6 +175,8 @@ class TrtllmRunner:
             step0()
 
     def forward(self):
+        if self.forward_reads_static:  # the mutant: the capture's switch is still on
+            return {"logits": self._forward_static()}
         self._update_inputs(self.position_ids, +1)
         logits = self._model(self.input_ids, self.position_ids)
         self._draft_loop(+1)
@@ -205,8 +209,14 @@ class TrtllmRunner:
                 self._update_inputs(self.static_position_ids, -1)
         self.graphs.pop(self._cache_index(s), None)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
-            output = self._forward_static()
+        # A capture-only switch (the forward reads the static inputs while the
+        # graph is recorded); the mutant never switches it back.
+        self.forward_reads_static = True
+        try:
+            with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
+                output = self._forward_static()
+        finally:
+            self.forward_reads_static = s.mutant == "capture-override-leaks"
         self.graphs[self._cache_index(s)] = (graph, output)
         if protocol in ("seed-pr", "snapshot-restore"):
             self._update_inputs(self.static_position_ids, -1)

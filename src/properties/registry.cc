@@ -38,6 +38,10 @@ const std::vector<PropertyInfo>& all_properties() {
        "two keys that differ in draft_len only, captured one after the other, each replay "
        "equal to an eager forward (the graph cache keys on every dimension)",
        &graph_cache_keys_distinct},
+      {"capture_state_does_not_leak",
+       "after a capture, an eager forward and a later replay on the same instance equal eager "
+       "forwards on a fresh one (nothing set only for capture stays set)",
+       &capture_state_does_not_leak},
       {"graph_outputs_survive_other_replays",
        "what a replay returned is unchanged by a later replay of another key's graph (shared "
        "pools reuse only memory nothing holds)",

@@ -1,5 +1,6 @@
 // Replay properties: first_replay_matches_eager, replays_match_eager,
 // replays_track_new_offsets, bucket_reuse_matches_eager, graph_cache_keys_distinct,
+// capture_state_does_not_leak,
 // static_inputs_fully_copied.
 #include <vector>
 
@@ -162,6 +163,33 @@ Verdict graph_cache_keys_distinct(Subjects& subjects, const Scenario& scenario) 
   v->notes.insert(v->notes.begin(),
                   "two graph keys that differ in draft_len only: a graph cache whose key "
                   "misses a dimension replays one key's graph for the other");
+  return *v;
+}
+
+Verdict capture_state_does_not_leak(Subjects& subjects, const Scenario& scenario) {
+  constexpr std::string_view kName = "capture_state_does_not_leak";
+  // After a capture and its replay, the same instance serves the next
+  // iteration eagerly (a batch no graph covers), then replays again.
+  const Scenario next = follow_up(scenario, 1);
+  Instance& graph = subjects.graph(scenario);
+  graph.prepare(scenario);
+  graph.capture();
+  Outputs replayed, served, again;
+  graph.replay(replayed);
+  graph.prepare(next);
+  graph.forward_eager(served);
+  graph.prepare(follow_up(scenario, 2));
+  graph.replay(again);
+  auto v = compare_outputs(kName, "an eager forward of the next iteration on the instance that captured",
+                           eager_outputs(subjects, next), served);
+  if (!v) {
+    v = compare_outputs(kName, "a replay after that eager forward",
+                        eager_outputs(subjects, follow_up(scenario, 2)), again);
+  }
+  if (!v) return pass(kName);
+  v->notes.insert(v->notes.begin(),
+                  "state set only for capture (a capture-only switch or override) must not be seen by "
+                  "later eager forwards or replays of the same instance");
   return *v;
 }
 

@@ -68,6 +68,7 @@ class TrtllmSubject final : public Subject {
     for (Buffer b : all_buffers_) backend_.fill(whole(b), b == ones_ ? 1 : 0);
     for (const auto& entry : static_logits_) backend_.fill(whole(entry.second), 0);
     prepared_ = false;
+    forward_reads_static_ = false;
   }
 
   void prepare(const Scenario& s) override {
@@ -122,6 +123,12 @@ class TrtllmSubject final : public Subject {
 
   Slice forward_eager() override {
     require_prepared("forward_eager");
+    if (forward_reads_static_) {
+      // The mutant: the capture's switch to the static inputs is still on.
+      backend_.annotate("eager forward (on the static inputs)");
+      forward_static(logits_);
+      return range(logits_, 0, num_tokens_);
+    }
     backend_.annotate("eager preprocess");
     update_inputs(position_ids_, +1);
     backend_.annotate("eager model");
@@ -159,6 +166,9 @@ class TrtllmSubject final : public Subject {
       }
     }
     release_graph(scenario_);
+    // A capture-only switch: the forward reads the static inputs while the
+    // graph is recorded; the mutant never switches it back.
+    forward_reads_static_ = true;
     // Each key's graph writes its own output buffer, as each CUDA graph's
     // output is its own allocation; kept across reset() (allocated once per key).
     const Buffer out = key_logits(scenario_);
@@ -167,10 +177,12 @@ class TrtllmSubject final : public Subject {
     try {
       forward_static(out);
     } catch (...) {
+      forward_reads_static_ = false;
       abandon_capture();
       throw;
     }
     graphs_[cache_index(scenario_)] = backend_.end_capture();
+    if (scenario_.mutant != Mutant::kCaptureOverrideLeaks) forward_reads_static_ = false;
     if (postprocess_capture) {
       backend_.annotate("postprocess after capture");
       update_inputs(static_position_ids_, -1);
@@ -308,6 +320,7 @@ class TrtllmSubject final : public Subject {
   Buffer input_ids_, position_ids_, static_input_ids_, static_position_ids_, seq_lens_, kv_lens_,
       seq_ids_, pos_offsets_, kv_offsets_, rejected_, ones_, kv_lens_snapshot_, logits_;
   std::map<std::int64_t, Buffer> static_logits_;  // per graph key
+  bool forward_reads_static_ = false;  // set while capturing (capture-override-leaks: kept)
   std::vector<Buffer> all_buffers_;
   std::vector<NamedSlice> persistent_;
   std::map<std::int64_t, Graph> graphs_;

@@ -119,6 +119,7 @@ class TrtllmTorch final : public TorchSubject {
     graphs_.clear();
     arena_.zero_();
     prepared_ = false;
+    forward_reads_static_ = false;
   }
 
   void prepare(const Scenario& s) override {
@@ -178,6 +179,11 @@ class TrtllmTorch final : public TorchSubject {
 
   std::vector<NamedTensor> forward() override {
     require_prepared("forward");
+    if (forward_reads_static_) {
+      // The mutant: the capture's switch to the static inputs is still on.
+      tg::annotate("eager forward (on the static inputs)");
+      return {{"logits", forward_static()}};
+    }
     tg::annotate("eager preprocess");
     update_inputs(position_ids_, +1);
     tg::annotate("eager model");
@@ -214,6 +220,9 @@ class TrtllmTorch final : public TorchSubject {
     graphs_.erase(cache_index(scenario_));
     Captured captured{std::make_unique<tg::CUDAGraph>(options_.graphs), {}};
     tg::annotate("capture forward (recorded)");
+    // A capture-only switch: the forward reads the static inputs while the
+    // graph is recorded; the mutant never switches it back.
+    forward_reads_static_ = true;
     {
       tg::StreamGuard on_capture_stream(stream_);
       captured.graph->capture_begin(pool_);
@@ -221,6 +230,7 @@ class TrtllmTorch final : public TorchSubject {
         captured.output = forward_static();
         captured.graph->capture_end();
       } catch (...) {
+        forward_reads_static_ = false;
         try {
           captured.graph->capture_end();
         } catch (const std::exception&) {
@@ -235,6 +245,7 @@ class TrtllmTorch final : public TorchSubject {
       captured.output = torch::from_blob(out.data_ptr(), out.sizes(), out.strides(), out.options());
     }
     graphs_[cache_index(scenario_)] = std::move(captured);
+    if (scenario_.mutant != Mutant::kCaptureOverrideLeaks) forward_reads_static_ = false;
     if (postprocess_capture) {
       tg::annotate("postprocess after capture");
       update_inputs(static_position_ids_, -1);
@@ -359,6 +370,7 @@ class TrtllmTorch final : public TorchSubject {
   std::map<std::int64_t, Captured> graphs_;
   Scenario scenario_;
   bool prepared_ = false;
+  bool forward_reads_static_ = false;  // set while capturing (capture-override-leaks: kept)
   std::int64_t num_tokens_ = 0;
   std::int64_t num_ctx_tokens_ = 0;
   std::vector<std::int32_t> staging_;  // prepare()'s one upload

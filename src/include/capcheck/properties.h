@@ -60,6 +60,7 @@ Verdict static_inputs_fully_copied(Subjects& subjects, const Scenario& scenario)
 /// Two keys captured, the first replayed and its outputs kept, the second
 /// replayed: the kept outputs are unchanged (capture rule 6).
 Verdict graph_cache_keys_distinct(Subjects& subjects, const Scenario& scenario);
+Verdict capture_state_does_not_leak(Subjects& subjects, const Scenario& scenario);
 Verdict graph_outputs_survive_other_replays(Subjects& subjects, const Scenario& scenario);
 /// Compares the subjects' device with every peer (Subjects::peer_subjects);
 /// UsageError when there is none.

@@ -29,8 +29,9 @@ enum class Mutant : std::uint8_t {
   kReplayWithoutPrepare = 4,    // a replay of an existing graph skips the kv_lens rewrite
   kStaleOffsets = 5,            // a replay of an existing graph re-reads the capture's offsets
   kCacheKeyWithoutDraftLen = 6, // the graph cache keys on batch_size only
+  kCaptureOverrideLeaks = 7,    // a capture-only switch stays on for later eager forwards
 };
-inline constexpr int kMutantCount = 7;
+inline constexpr int kMutantCount = 8;
 
 /// Stable command-line / JSON names ("seed-pr", "chunked-branch-asymmetry", ...).
 std::string_view protocol_name(Protocol protocol);
