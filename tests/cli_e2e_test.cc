@@ -301,14 +301,14 @@ TEST(Cli, MutantsMatrixHasNoSurvivor) {
 
 // With two properties only, padded-rows-not-inert (killed by padding_is_inert
 // and bucket_reuse_matches_eager alone), stale-offsets,
-// cache-key-without-draft-len and capture-override-leaks survive: exit 1,
-// counted in --json.
+// cache-key-without-draft-len, capture-override-leaks, offset-misalignment and
+// host-value-baked survive: exit 1, counted in --json.
 TEST(Cli, MutantsJsonCountsASurvivor) {
   const Outcome o = capcheck("mutants --json --cases 50 --property capture_preserves_inputs "
                              "--property replays_match_eager");
   EXPECT_EQ(o.exit_code, 1) << o.output;
   EXPECT_CONTAINS(o.output, "\"mutant\": \"replay-without-prepare\"");
-  EXPECT_CONTAINS(o.output, "\"survivors\": 4");
+  EXPECT_CONTAINS(o.output, "\"survivors\": 6");
   EXPECT_CONTAINS(o.output, "\"shrunk\": {");
   const Outcome text = capcheck("mutants --cases 50 --property capture_preserves_inputs "
                                 "--property replays_match_eager");

@@ -85,6 +85,10 @@ TEST(Properties, EachProtocolAndMutantIsKilledByTheExpectedProperties) {
       {true, Protocol::kReference, Mutant::kCacheKeyWithoutDraftLen, {keys}},
       // Only an eager forward on the instance that captured sees a capture-only switch left on.
       {true, Protocol::kReference, Mutant::kCaptureOverrideLeaks, {leak}},
+      // Misaligned position offsets show only against the unpadded batch or another padding.
+      {true, Protocol::kReference, Mutant::kOffsetMisalignment, {padding, bucket}},
+      // A count baked at capture shows only when the key serves another composition.
+      {true, Protocol::kReference, Mutant::kHostValueBaked, {bucket}},
   };
   Harness harness(make_sim_backend(), make_trtllm_subject);
   std::map<std::string, int> kills;

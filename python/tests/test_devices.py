@@ -15,7 +15,8 @@ RUNS = [dict(protocol=p) for p in ("reference", "pre-fix", "seed-pr", "snapshot-
     dict(mutant=m) for m in ("chunked-branch-asymmetry", "partial-static-copy",
                              "padded-rows-not-inert", "replay-without-prepare",
                              "stale-offsets", "cache-key-without-draft-len",
-                             "capture-override-leaks")]
+                             "capture-override-leaks", "offset-misalignment",
+                             "host-value-baked")]
 
 
 def verdicts(device, run, path):

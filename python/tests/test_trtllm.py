@@ -76,7 +76,8 @@ def test_the_token_reproduces_from_python_and_from_the_cli(capcheck_device, tmp_
 @pytest.mark.parametrize("mutant", ["chunked-branch-asymmetry", "partial-static-copy",
                                     "padded-rows-not-inert", "replay-without-prepare",
                                     "stale-offsets", "cache-key-without-draft-len",
-                                    "capture-override-leaks"])
+                                    "capture-override-leaks", "offset-misalignment",
+                                    "host-value-baked"])
 def test_every_mutant_is_killed(mutant, capcheck_device):
     result = capcheck.run("py-trtllm", mutant=mutant, seed=SEED, cases=300, device=capcheck_device)
     assert result.code == 1, result.output

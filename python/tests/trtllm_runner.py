@@ -119,7 +119,13 @@ class TrtllmRunner:
             if dst.numel():
                 dst.add_(src) if sign > 0 else dst.sub_(src)
 
-        apply(position_ids[:, ctx:n], self.pos_offsets[:n - ctx])
+        if s.mutant == "offset-misalignment" and s.num_dummy_requests > 0:
+            # The bug: the previous tensor's tokens taken as if the dummies came first.
+            shift = s.num_dummy_requests * (1 + s.draft_len)
+            apply(position_ids[:, ctx:n - shift], self.pos_offsets[shift:n - ctx])
+            apply(position_ids[:, n - shift:n], self.pos_offsets[:shift])
+        else:
+            apply(position_ids[:, ctx:n], self.pos_offsets[:n - ctx])
         chunked = s.num_chunked_ctx_requests > 0 and not (
             sign < 0 and s.mutant == "chunked-branch-asymmetry")
         nc, ng = s.num_contexts, s.num_generations
@@ -131,7 +137,9 @@ class TrtllmRunner:
             apply(self.kv_lens[nc:nc + ng - shift], self.kv_offsets[shift:ng])
             apply(self.kv_lens[nc + ng - shift:nc + ng], self.kv_offsets[:shift])
         else:
-            count = min(ng, s.kv_offsets_count())
+            # The mutant sizes the update by the batch's real requests (baked at capture).
+            count = ng - s.num_dummy_requests if s.mutant == "host-value-baked" else min(
+                ng, s.kv_offsets_count())
             apply(self.kv_lens[nc:nc + count], self.kv_offsets[:count])
 
     def preprocess(self):

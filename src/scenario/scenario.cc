@@ -16,7 +16,8 @@ constexpr std::string_view kProtocolNames[kProtocolCount] = {"reference", "pre-f
 constexpr std::string_view kMutantNames[kMutantCount] = {
     "none", "chunked-branch-asymmetry", "partial-static-copy", "padded-rows-not-inert",
     "replay-without-prepare", "stale-offsets",
-    "cache-key-without-draft-len", "capture-override-leaks"};
+    "cache-key-without-draft-len", "capture-override-leaks", "offset-misalignment",
+    "host-value-baked"};
 
 template <std::size_t N>
 std::string join_names(const std::string_view (&names)[N]) {

@@ -220,7 +220,16 @@ class TrtllmSubject final : public Subject {
       if (sign > 0) backend_.add(dst, src); else backend_.sub(dst, src);
     };
     const std::int64_t gen_tokens = num_tokens_ - num_ctx_tokens_;
-    apply(range(position_ids, num_ctx_tokens_, num_tokens_), range(pos_offsets_, 0, gen_tokens));
+    if (s.mutant == Mutant::kOffsetMisalignment && s.num_dummy_requests > 0) {
+      // The bug (the class of PR #6136): the previous tensor's tokens taken as
+      // if the padding dummies came first, so real token t reads the offset
+      // of token t + dummies' tokens.
+      const std::int64_t shift = std::int64_t{s.num_dummy_requests} * (1 + s.key.draft_len);
+      apply(range(position_ids, num_ctx_tokens_, num_tokens_ - shift), range(pos_offsets_, shift, gen_tokens));
+      apply(range(position_ids, num_tokens_ - shift, num_tokens_), range(pos_offsets_, 0, shift));
+    } else {
+      apply(range(position_ids, num_ctx_tokens_, num_tokens_), range(pos_offsets_, 0, gen_tokens));
+    }
     const bool chunked_branch =
         s.num_chunked_ctx_requests > 0 &&
         !(sign < 0 && s.mutant == Mutant::kChunkedBranchAsymmetry);
@@ -236,7 +245,11 @@ class TrtllmSubject final : public Subject {
       apply(range(kv_lens_, first, first + rows - shift), range(kv_offsets_, shift, rows));
       apply(range(kv_lens_, first + rows - shift, first + rows), range(kv_offsets_, 0, shift));
     } else {
-      const std::int64_t count = std::min(s.num_generations, s.kv_offsets_count());
+      // The mutant sizes the update by the batch's real requests: a host value
+      // of the batch being captured, baked into the graph's slice.
+      const std::int64_t count = s.mutant == Mutant::kHostValueBaked
+                                     ? s.num_generations - s.num_dummy_requests
+                                     : std::min(s.num_generations, s.kv_offsets_count());
       apply(range(kv_lens_, s.num_contexts, s.num_contexts + count), range(kv_offsets_, 0, count));
     }
   }

@@ -296,7 +296,15 @@ class TrtllmTorch final : public TorchSubject {
       if (sign > 0) dst.add_(src); else dst.sub_(src);
     };
     const std::int64_t gen_tokens = num_tokens_ - num_ctx_tokens_;
-    apply(position_ids.narrow(-1, num_ctx_tokens_, gen_tokens), pos_offsets_.narrow(0, 0, gen_tokens));
+    if (s.mutant == Mutant::kOffsetMisalignment && s.num_dummy_requests > 0) {
+      // The bug: the previous tensor's tokens taken as if the dummies came first.
+      const std::int64_t shift = std::int64_t{s.num_dummy_requests} * (1 + s.key.draft_len);
+      apply(position_ids.narrow(-1, num_ctx_tokens_, gen_tokens - shift),
+            pos_offsets_.narrow(0, shift, gen_tokens - shift));
+      apply(position_ids.narrow(-1, num_tokens_ - shift, shift), pos_offsets_.narrow(0, 0, shift));
+    } else {
+      apply(position_ids.narrow(-1, num_ctx_tokens_, gen_tokens), pos_offsets_.narrow(0, 0, gen_tokens));
+    }
     const bool chunked_branch = s.num_chunked_ctx_requests > 0 &&
                                 !(sign < 0 && s.mutant == Mutant::kChunkedBranchAsymmetry);
     if (chunked_branch) {
@@ -308,7 +316,10 @@ class TrtllmTorch final : public TorchSubject {
       apply(kv_lens_.narrow(0, s.num_contexts, rows - shift), kv_offsets_.narrow(0, shift, rows - shift));
       apply(kv_lens_.narrow(0, s.num_contexts + rows - shift, shift), kv_offsets_.narrow(0, 0, shift));
     } else {
-      const std::int64_t count = std::min(s.num_generations, s.kv_offsets_count());
+      // The mutant sizes the update by the batch's real requests (baked at capture).
+      const std::int64_t count = s.mutant == Mutant::kHostValueBaked
+                                     ? s.num_generations - s.num_dummy_requests
+                                     : std::min(s.num_generations, s.kv_offsets_count());
       apply(kv_lens_.narrow(0, s.num_contexts, count), kv_offsets_.narrow(0, 0, count));
     }
   }

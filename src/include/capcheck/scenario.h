@@ -30,8 +30,10 @@ enum class Mutant : std::uint8_t {
   kStaleOffsets = 5,            // a replay of an existing graph re-reads the capture's offsets
   kCacheKeyWithoutDraftLen = 6, // the graph cache keys on batch_size only
   kCaptureOverrideLeaks = 7,    // a capture-only switch stays on for later eager forwards
+  kOffsetMisalignment = 8,      // position offsets taken as if padding dummies came first
+  kHostValueBaked = 9,          // the kv update's row count is the batch's real count, baked
 };
-inline constexpr int kMutantCount = 8;
+inline constexpr int kMutantCount = 10;
 
 /// Stable command-line / JSON names ("seed-pr", "chunked-branch-asymmetry", ...).
 std::string_view protocol_name(Protocol protocol);
