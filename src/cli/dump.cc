@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <optional>
 #include <set>
 
 #include "capcheck/errors.h"
@@ -110,29 +111,29 @@ void print_dump(Subjects* unguarded, const std::string& subject, const Scenario&
   } unwatch{h};
   out << "--- dump: a capture and its first replay on a fresh graph instance, then an eager "
          "forward on the reference instance\n";
+  // Runs `work` traced: the boundary prints the state after its last phase;
+  // then what it returned (when it returns logits) and what each of its
+  // model steps computed with.
+  auto traced = [&](const char* what, auto work) {
+    h.start_trace();
+    const std::optional<Slice> returned = work();
+    backend.annotate(kBoundary);
+    h.stop_trace();
+    if (returned) out << "  " << what << " returned logits " << buffer_text(backend, *returned) << '\n';
+    print_model_steps(out, backend, h.trace());
+  };
   Subject& graph = *current;
   graph.prepare(scenario);
-  h.start_trace();
-  graph.capture();
-  backend.annotate(kBoundary);
-  h.stop_trace();
-  print_model_steps(out, backend, h.trace());
-  h.start_trace();
-  const Slice replayed = graph.replay();
-  backend.annotate(kBoundary);
-  h.stop_trace();
-  out << "  the replay returned logits " << buffer_text(backend, replayed) << '\n';
-  print_model_steps(out, backend, h.trace());
+  traced("the capture", [&]() -> std::optional<Slice> {
+    graph.capture();
+    return std::nullopt;
+  });
+  traced("the replay", [&]() -> std::optional<Slice> { return graph.replay(); });
 
   current = &h.eager_subject(scenario);
   Subject& eager = *current;
   eager.prepare(scenario);
-  h.start_trace();
-  const Slice computed = eager.forward_eager();
-  backend.annotate(kBoundary);
-  h.stop_trace();
-  out << "  the eager forward returned logits " << buffer_text(backend, computed) << '\n';
-  print_model_steps(out, backend, h.trace());
+  traced("the eager forward", [&]() -> std::optional<Slice> { return eager.forward_eager(); });
   out << "--- end of dump\n";
 }
 

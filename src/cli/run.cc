@@ -131,18 +131,19 @@ int run_command(CommonOptions common, const RunOptions& options) {
   // --shard I/N: units (property p, batch b), numbered p * batches + b.
   std::uint64_t shard_index = 0, shard_count = 1;
   if (!options.shard.empty()) {
-    const auto slash = options.shard.find('/');
+    const UsageError bad("--shard: must be I/N with 1 <= I <= N <= 999999 (got " +
+                         quote_input(options.shard) + ")");
     auto number = [&](const std::string& text) -> std::uint64_t {
       if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos) {
-        throw UsageError("--shard: must be I/N with 1 <= I <= N <= 999999 (got " +
-                         quote_input(options.shard) + ")");
+        throw bad;
       }
       return std::stoull(text);
     };
-    if (slash == std::string::npos) number("");
+    const auto slash = options.shard.find('/');
+    if (slash == std::string::npos) throw bad;
     shard_index = number(options.shard.substr(0, slash));
     shard_count = number(options.shard.substr(slash + 1));
-    if (shard_index < 1 || shard_index > shard_count) number("");
+    if (shard_index < 1 || shard_index > shard_count) throw bad;
     if (!options.seed && !ci) {
       throw UsageError("--shard needs the same seeds in every part: pass --seed S or set CI=true");
     }

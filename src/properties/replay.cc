@@ -88,6 +88,14 @@ Verdict replays_against_eager(std::string_view name, Subjects& subjects, const S
   return pass(name);
 }
 
+// A pass of `name` when no comparison failed (`v` empty); otherwise its
+// failure with `why` as the first note.
+Verdict failure_explained(std::string_view name, std::optional<Verdict> v, const char* why) {
+  if (!v) return pass(name);
+  v->notes.insert(v->notes.begin(), why);
+  return *std::move(v);
+}
+
 }  // namespace
 
 Verdict replays_match_eager(Subjects& subjects, const Scenario& scenario) {
@@ -159,11 +167,9 @@ Verdict graph_cache_keys_distinct(Subjects& subjects, const Scenario& scenario) 
     v = compare_outputs(kName, "the replay of " + key(scenario) + " after " + key(other) + " was captured",
                         eager_outputs(subjects, scenario), earlier);
   }
-  if (!v) return pass(kName);
-  v->notes.insert(v->notes.begin(),
-                  "two graph keys that differ in draft_len only: a graph cache whose key "
-                  "misses a dimension replays one key's graph for the other");
-  return *v;
+  return failure_explained(kName, std::move(v),
+                           "two graph keys that differ in draft_len only: a graph cache whose key "
+                           "misses a dimension replays one key's graph for the other");
 }
 
 Verdict capture_state_does_not_leak(Subjects& subjects, const Scenario& scenario) {
@@ -171,6 +177,7 @@ Verdict capture_state_does_not_leak(Subjects& subjects, const Scenario& scenario
   // After a capture and its replay, the same instance serves the next
   // iteration eagerly (a batch no graph covers), then replays again.
   const Scenario next = follow_up(scenario, 1);
+  const Scenario after = follow_up(scenario, 2);
   Instance& graph = subjects.graph(scenario);
   graph.prepare(scenario);
   graph.capture();
@@ -178,19 +185,14 @@ Verdict capture_state_does_not_leak(Subjects& subjects, const Scenario& scenario
   graph.replay(replayed);
   graph.prepare(next);
   graph.forward_eager(served);
-  graph.prepare(follow_up(scenario, 2));
+  graph.prepare(after);
   graph.replay(again);
   auto v = compare_outputs(kName, "an eager forward of the next iteration on the instance that captured",
                            eager_outputs(subjects, next), served);
-  if (!v) {
-    v = compare_outputs(kName, "a replay after that eager forward",
-                        eager_outputs(subjects, follow_up(scenario, 2)), again);
-  }
-  if (!v) return pass(kName);
-  v->notes.insert(v->notes.begin(),
-                  "state set only for capture (a capture-only switch or override) must not be seen by "
-                  "later eager forwards or replays of the same instance");
-  return *v;
+  if (!v) v = compare_outputs(kName, "a replay after that eager forward", eager_outputs(subjects, after), again);
+  return failure_explained(kName, std::move(v),
+                           "state set only for capture (a capture-only switch or override) must not be "
+                           "seen by later eager forwards or replays of the same instance");
 }
 
 Verdict graph_outputs_survive_other_replays(Subjects& subjects, const Scenario& scenario) {

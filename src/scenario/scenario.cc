@@ -113,6 +113,11 @@ std::int64_t key_index(const GraphKey& key) {
   return static_cast<std::int64_t>(key.batch_size) * (kDraftLenMax + 1) + key.draft_len;
 }
 
+std::int64_t graph_cache_index(const Scenario& s) {
+  return s.mutant == Mutant::kCacheKeyWithoutDraftLen ? key_index(GraphKey{s.key.batch_size, 0})
+                                                       : key_index(s.key);
+}
+
 void throw_replay_before_capture(const GraphKey& key) {
   throw UsageError("replay of key (batch_size=" + std::to_string(key.batch_size) +
                    ", draft_len=" + std::to_string(key.draft_len) + ") before it was captured");

@@ -149,7 +149,7 @@ class TrtllmSubject final : public Subject {
       backend_.copy(whole(kv_lens_snapshot_), whole(kv_lens_));
     }
     if (scenario_.mutant == Mutant::kCacheKeyWithoutDraftLen &&
-        graphs_.count(cache_index(scenario_)) > 0) {
+        graphs_.count(graph_cache_index(scenario_)) > 0) {
       return;  // the mutant's cache says this key is captured already
     }
     for (std::int32_t w = 0; w < scenario_.warmups_count; ++w) {
@@ -181,7 +181,7 @@ class TrtllmSubject final : public Subject {
       abandon_capture();
       throw;
     }
-    graphs_[cache_index(scenario_)] = backend_.end_capture();
+    graphs_[graph_cache_index(scenario_)] = backend_.end_capture();
     if (scenario_.mutant != Mutant::kCaptureOverrideLeaks) forward_reads_static_ = false;
     if (postprocess_capture) {
       backend_.annotate("postprocess after capture");
@@ -195,7 +195,7 @@ class TrtllmSubject final : public Subject {
 
   Slice replay() override {
     require_prepared("replay");
-    const auto it = graphs_.find(cache_index(scenario_));
+    const auto it = graphs_.find(graph_cache_index(scenario_));
     if (it == graphs_.end()) throw_replay_before_capture(scenario_.key);
     const std::int64_t copied = replay_copied_tokens(scenario_);
     backend_.annotate("replay input copy");
@@ -203,7 +203,7 @@ class TrtllmSubject final : public Subject {
     backend_.copy(range(static_position_ids_, 0, copied), range(position_ids_, 0, copied));
     backend_.annotate("graph replay");
     backend_.replay(it->second);
-    return range(static_logits_.at(cache_index(scenario_)), 0, num_tokens_);
+    return range(static_logits_.at(graph_cache_index(scenario_)), 0, num_tokens_);
   }
 
  private:
@@ -268,15 +268,8 @@ class TrtllmSubject final : public Subject {
     draft_loop(+1);
   }
 
-  // The graph cache's index of the scenario's key: key_index, or under the
-  // mutant the batch size alone (two draft lengths collide).
-  static std::int64_t cache_index(const Scenario& s) {
-    return s.mutant == Mutant::kCacheKeyWithoutDraftLen ? key_index(GraphKey{s.key.batch_size, 0})
-                                                         : key_index(s.key);
-  }
-
   Buffer key_logits(const Scenario& s) {
-    const auto [it, added] = static_logits_.try_emplace(cache_index(s), Buffer{});
+    const auto [it, added] = static_logits_.try_emplace(graph_cache_index(s), Buffer{});
     if (added) it->second = backend_.allocate("static_logits", limits_.tokens_max);
     return it->second;
   }
@@ -317,7 +310,7 @@ class TrtllmSubject final : public Subject {
   }
 
   void release_graph(const Scenario& s) {
-    const auto it = graphs_.find(cache_index(s));
+    const auto it = graphs_.find(graph_cache_index(s));
     if (it == graphs_.end()) return;
     backend_.destroy_graph(it->second);
     graphs_.erase(it);

@@ -195,7 +195,7 @@ class TrtllmTorch final : public TorchSubject {
 
   void capture() override {
     require_prepared("capture");
-    if (scenario_.mutant == Mutant::kCacheKeyWithoutDraftLen && graphs_.count(cache_index(scenario_)) > 0) {
+    if (scenario_.mutant == Mutant::kCacheKeyWithoutDraftLen && graphs_.count(graph_cache_index(scenario_)) > 0) {
       return;  // the mutant's cache says this key is captured already
     }
     const Protocol protocol = scenario_.protocol;
@@ -217,7 +217,7 @@ class TrtllmTorch final : public TorchSubject {
         update_inputs(static_position_ids_, -1);
       }
     }
-    graphs_.erase(cache_index(scenario_));
+    graphs_.erase(graph_cache_index(scenario_));
     Captured captured{std::make_unique<tg::CUDAGraph>(options_.graphs), {}};
     tg::annotate("capture forward (recorded)");
     // A capture-only switch: the forward reads the static inputs while the
@@ -244,7 +244,7 @@ class TrtllmTorch final : public TorchSubject {
       const torch::Tensor& out = captured.output;
       captured.output = torch::from_blob(out.data_ptr(), out.sizes(), out.strides(), out.options());
     }
-    graphs_[cache_index(scenario_)] = std::move(captured);
+    graphs_[graph_cache_index(scenario_)] = std::move(captured);
     if (scenario_.mutant != Mutant::kCaptureOverrideLeaks) forward_reads_static_ = false;
     if (postprocess_capture) {
       tg::annotate("postprocess after capture");
@@ -258,7 +258,7 @@ class TrtllmTorch final : public TorchSubject {
 
   std::vector<NamedTensor> replay() override {
     require_prepared("replay");
-    const auto it = graphs_.find(cache_index(scenario_));
+    const auto it = graphs_.find(graph_cache_index(scenario_));
     if (it == graphs_.end()) throw_replay_before_capture(scenario_.key);
     const std::int64_t copied = replay_copied_tokens(scenario_);
     tg::annotate("replay input copy");
@@ -271,13 +271,6 @@ class TrtllmTorch final : public TorchSubject {
   }
 
  private:
-  // The graph cache's index of the scenario's key: key_index, or under the
-  // mutant the batch size alone (two draft lengths collide).
-  static std::int64_t cache_index(const Scenario& s) {
-    return s.mutant == Mutant::kCacheKeyWithoutDraftLen ? key_index(GraphKey{s.key.batch_size, 0})
-                                                         : key_index(s.key);
-  }
-
   struct Captured {
     std::unique_ptr<tg::CUDAGraph> graph;
     torch::Tensor output;

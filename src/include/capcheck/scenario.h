@@ -141,6 +141,10 @@ std::string summarize(const Scenario& scenario, ScenarioFields fields = kAllScen
 
 /// A dense index of a graph key (the built-in subjects' graphs by key).
 std::int64_t key_index(const GraphKey& key);
+/// The index the built-in subjects' graph cache files the scenario's graph
+/// under: key_index, or under the cache-key-without-draft-len mutant the
+/// batch size alone (two draft lengths collide).
+std::int64_t graph_cache_index(const Scenario& scenario);
 /// The UsageError of a replay of `key` before it was captured.
 [[noreturn]] void throw_replay_before_capture(const GraphKey& key);
 /// Tokens a replay copies into the static inputs: all of them, one fewer
