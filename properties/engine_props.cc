@@ -6,9 +6,13 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include <regex>
 #include <sstream>
 
 #include "capcheck/engine_commands.h"
+#include "capcheck/harness.h"
+#include "capcheck/sim_backend.h"
+#include "capcheck/trtllm_subject.h"
 #include "capcheck/subject_registry.h"
 
 namespace capcheck {
@@ -26,9 +30,7 @@ struct StatefulRun {
 // op-level one), CAPCHECK_SUBJECT_OPTIONS, CAPCHECK_BACKEND and the plugins of
 // CAPCHECK_PLUGIN_PATH. The protocol-specific tests below are the built-in
 // subject's.
-std::unique_ptr<Subjects> reference_subjects() {
-  return subject_from_environment().subjects;
-}
+ChosenSubject reference_subject() { return subject_from_environment(); }
 
 StatefulRun run_stateful(Protocol protocol, sim::CapturePolicy capture, bool draft_loop,
                          int sequences, std::uint64_t seed, bool from_environment = false) {
@@ -36,7 +38,11 @@ StatefulRun run_stateful(Protocol protocol, sim::CapturePolicy capture, bool dra
   auto body = [&] {
     const auto acceptance_seed = *rc::gen::arbitrary<std::uint32_t>();
     const auto config = stateful_engine_config(protocol, capture, draft_loop, acceptance_seed);
-    EngineSut sut = from_environment ? EngineSut(config, reference_subjects()) : EngineSut(config);
+    ChosenSubject chosen;
+    if (from_environment) chosen = reference_subject();
+    EngineSut sut = from_environment
+                        ? EngineSut(config, std::move(chosen.subjects), chosen.subject)
+                        : EngineSut(config);
     try {
       start_engine(sut);
       rc::state::check(EngineModel{}, sut, &gen_engine_command);
@@ -97,6 +103,19 @@ TEST(EngineProperties, SeedPrWithLazyCaptureFailsAndShrinksShort) {
   // A request must reach generation (its context iteration runs eagerly) and
   // the next iteration captures lazily: AddRequest, RunIteration, RunIteration.
   EXPECT_LE(run.shrunk_commands, 3) << run.report;
+  // The shrunk command sequence is a run: its token replays the same failure
+  // on a fresh engine, outside RapidCheck.
+  std::smatch token;
+  ASSERT_TRUE(std::regex_search(run.report, token,
+                                std::regex("reproduce the run: capcheck reproduce (ccr1:[A-Za-z0-9_-]+)")))
+      << run.report;
+  const SubjectsFactory op_level = []() -> std::unique_ptr<Subjects> {
+    return std::make_unique<Harness>(make_sim_backend(), make_trtllm_subject);
+  };
+  const RunOutcome replayed = replay_run(decode_run_token(token[1].str()), op_level);
+  ASSERT_TRUE(replayed.failed());
+  EXPECT_EQ(replayed.failures.front().property, "capture_preserves_inputs");
+  EXPECT_NE(replayed.label.find("(capture of key ("), std::string::npos) << replayed.label;
   std::cout << "seed-pr, lazy capture: shrunk to " << run.shrunk_commands << " commands\n"
             << run.report << '\n';
 }

@@ -519,13 +519,55 @@ TEST(Cli, SimulateIsDeterministicAndCatchesSeedPrAtALazyCapture) {
   EXPECT_CONTAINS(bug.output, "VIOLATED");
   EXPECT_CONTAINS(bug.output, "failing capture as a scenario: key=");
   EXPECT_CONTAINS(bug.output, "fails on it alone): capcheck reproduce cc2:");
-  EXPECT_CONTAINS(bug.output, "replay the whole run: capcheck simulate --seed 11 --iterations 150");
+  EXPECT_CONTAINS(bug.output, "reproduce the run: capcheck reproduce ccr1:");
+  EXPECT_CONTAINS(bug.output, "replay the whole simulation: capcheck simulate --seed 11 --iterations 150");
   const Outcome hidden =
       capcheck("simulate --seed 11 --iterations 150 --protocol seed-pr --draft-loop off --capture startup-only");
   EXPECT_EQ(hidden.exit_code, 0) << hidden.output;
   const Outcome bad = capcheck("simulate --capture sometimes");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_CONTAINS(bad.output, "sometimes");
+}
+
+std::string line_after(const std::string& output, const std::string& prefix) {
+  const auto at = output.find(prefix);
+  if (at == std::string::npos) return "";
+  return output.substr(at + prefix.size(), output.find('\n', at) - at - prefix.size());
+}
+
+// A simulation's failure is a run: its token reproduces the same failing
+// step from a fresh engine, is kept in a regression directory and replayed
+// by `run --regressions`, and a damaged one is a usage error.
+TEST(Cli, SimulateRunTokenReproducesTheFailingStep) {
+  const Outcome bug = capcheck("simulate --seed 11 --iterations 150 --protocol seed-pr --draft-loop off");
+  ASSERT_EQ(bug.exit_code, 1) << bug.output;
+  const std::string label = line_after(bug.output, "failing step: ");
+  EXPECT_CONTAINS(label, "(capture of key (");
+  const std::string command = line_after(bug.output, "reproduce the run: capcheck reproduce ");
+  ASSERT_EQ(command.rfind("ccr1:", 0), 0u) << bug.output;
+  const Outcome again = capcheck("reproduce " + command);
+  EXPECT_EQ(again.exit_code, 1) << again.output;
+  EXPECT_EQ(line_after(again.output, "failing step: "), label) << again.output;
+  EXPECT_CONTAINS(again.output, "capture_preserves_inputs: VIOLATED");
+
+  const std::string dir = temp_dir("run-regression");
+  {
+    std::ofstream file(dir + "/runs.tokens");
+    file << "# seed-pr at a lazy capture, found by simulate\n" << command << '\n';
+  }
+  const Outcome replayed = capcheck("run --regressions " + dir + " --cases 10 -p capture_preserves_inputs --seed 1");
+  EXPECT_EQ(replayed.exit_code, 1) << replayed.output;
+  EXPECT_CONTAINS(replayed.output, "regressions: 1 engine run(s) from " + dir + " replayed first\n");
+  EXPECT_CONTAINS(replayed.output, "runs.tokens:2 failed (seed-pr at a lazy capture, found by simulate): " + label);
+  EXPECT_CONTAINS(replayed.output, "1 of 1 regression run(s) failed");
+
+  std::string damaged = command;
+  damaged[12] = damaged[12] == 'A' ? 'B' : 'A';
+  const Outcome bad = capcheck("reproduce " + damaged);
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_CONTAINS(bad.output, "invalid token: checksum mismatch");
+  const Outcome dump = capcheck("reproduce " + command + " --dump");
+  EXPECT_EQ(dump.exit_code, 2) << dump.output;
 }
 
 TEST(Cli, UnbuiltBackendIsABackendFailure) {

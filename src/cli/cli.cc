@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "capcheck/engine_run.h"
 #include "capcheck/errors.h"
 #include "capcheck/token.h"
 #include "commands.h"
@@ -79,8 +80,11 @@ int main_impl(int argc, char** argv) {
 
   std::string token;
   bool print_json = false;
-  auto* reproduce = app.add_subcommand("reproduce", "re-run exactly the scenario of a token");
-  reproduce->add_option("token", token, "a cc2: (or cc1:) token printed by a failing run")->required();
+  auto* reproduce = app.add_subcommand("reproduce", "re-run exactly the scenario (or engine run) of a token");
+  reproduce->add_option("token", token,
+                        "a cc2: (or cc1:) scenario token printed by a failing run, or a ccr1: "
+                        "run token printed by a failing simulate or stateful suite")
+      ->required();
   add_common(reproduce, reproduce_common);
   reproduce->add_flag("--print-json", print_json, "also print the scenario as JSON");
   bool dump = false;
@@ -116,6 +120,9 @@ int main_impl(int argc, char** argv) {
       ->transform(decimal(1, kBatchSizeMax));
   simulate->add_option("--max-num-tokens", sim_options.max_num_tokens, "scheduler limit")
       ->transform(decimal(1, kTokensMax));
+  simulate->add_option("--shrink-candidates", sim_options.shrink_candidates,
+                       "most candidate runs tried when shrinking a failing run (0: no shrinking)")
+      ->transform(decimal(0, 1000000));
   add_common(simulate, simulate_common, /*properties=*/false);
 
   std::vector<std::string> list_plugins;
@@ -152,6 +159,13 @@ int main_impl(int argc, char** argv) {
 
   if (run->parsed()) return run_command(run_common, run_options);
   if (reproduce->parsed()) {
+    if (is_run_token(token)) {
+      if (print_json || dump || !reproduce_common.properties.empty()) {
+        throw UsageError("--print-json, --dump and --property read a scenario token (cc2:); a "
+                         "run token (ccr1:) replays the run's own checks");
+      }
+      return reproduce_run(reproduce_common, token);
+    }
     const DecodedToken decoded = decode_subject_token(token);
     return check_scenario(reproduce_common, decoded.scenario, &decoded, print_json, dump);
   }

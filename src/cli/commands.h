@@ -94,6 +94,8 @@ struct SimulateOptions {
   int draft_len = 2;
   int max_batch_size = 8;
   int max_num_tokens = 64;
+  /// Most candidate runs the shrinker of a failing run tries.
+  int shrink_candidates = 10000;
 };
 
 struct MutantsOptions {
@@ -153,6 +155,8 @@ int check_scenario(CommonOptions common, const Scenario& scenario, const Decoded
 void print_dump(Subjects* unguarded, const std::string& subject, const Scenario& scenario,
                 std::ostream& out);
 int simulate_command(CommonOptions common, const SimulateOptions& options);
+/// capcheck reproduce of a `ccr1:` run token (simulate.cc).
+int reproduce_run(CommonOptions common, const std::string& token);
 int list_command(const std::vector<std::string>& plugins);
 /// The kill matrix of the protocol and mutant catalogue (mutants.cc).
 int mutants_command(CommonOptions common, const MutantsOptions& options);

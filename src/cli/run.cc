@@ -13,6 +13,7 @@
 #include "capcheck/errors.h"
 #include "capcheck/hash.h"
 #include "capcheck/registry.h"
+#include "capcheck/engine_run.h"
 #include "capcheck/regressions.h"
 #include "capcheck/report.h"
 #include "capcheck/token.h"
@@ -53,6 +54,39 @@ void print_regression_draft(const RunResult& failure, const Scenario& scenario,
             << "    EXPECT_TRUE(capcheck::check_property(capcheck::find_property(\""
             << failure.property << "\"), harness, s).passed);\n"
             << "  }\n";
+}
+
+// The ccr1: entries of a regression directory, each replayed as an engine
+// run on fresh subjects; a failing one is reported with its failing step.
+// Returns how many failed.
+int replay_run_regressions(const std::vector<RegressionEntry>& runs, const CommonOptions& common,
+                           const CaseContext& context) {
+  int failed = 0;
+  for (const RegressionEntry& entry : runs) {
+    EngineRun run;
+    try {
+      run = decode_run_token(entry.run_token);
+    } catch (const UsageError& e) {
+      throw UsageError(entry.file + ":" + std::to_string(entry.line) + ": " + e.what());
+    }
+    const SubjectsFactory fresh = [&common]() {
+      std::vector<const PropertyInfo*> none;
+      CommonOptions again = common;
+      return open_subjects(again, none).subjects;
+    };
+    const RunOutcome outcome = replay_run(run, fresh);
+    if (!outcome.failed()) continue;
+    ++failed;
+    const auto from = entry.comment.find_first_not_of(' ');
+    const std::string comment = from == std::string::npos ? "" : entry.comment.substr(from);
+    std::cout << fmt::format("\n--- regression run {}:{} failed{}: {}\n", entry.file, entry.line,
+                             comment.empty() ? "" : " (" + comment + ")",
+                             outcome.label);
+    for (const Verdict& v : outcome.failures) std::cout << format_verdict(v);
+    std::cout << "reproduce: " << reproduce_command_for_token(entry.run_token, context, "")
+              << "\n\n";
+  }
+  return failed;
 }
 
 // "  (+3 regressions)": how many regression scenarios this property replayed.
@@ -112,6 +146,7 @@ int run_command(CommonOptions common, const RunOptions& options) {
   }
   if (entry.generator) config.generator = subject_generator(entry, config.gen, context.subject.options);
   int other_subjects = 0;
+  std::vector<RegressionEntry> run_regressions;  // ccr1: lines, replayed as engine runs
   if (!options.regressions_dir.empty()) {
     std::vector<std::string> warnings;
     for (auto& kept : load_regressions(options.regressions_dir, &warnings)) {
@@ -119,7 +154,11 @@ int run_command(CommonOptions common, const RunOptions& options) {
         ++other_subjects;
         continue;
       }
-      config.regressions.push_back(std::move(kept.scenario));
+      if (!kept.run_token.empty()) {
+        run_regressions.push_back(std::move(kept));
+      } else {
+        config.regressions.push_back(std::move(kept.scenario));
+      }
     }
     for (const auto& warning : warnings) std::cerr << "capcheck: --regressions: " << warning << '\n';
   }
@@ -177,6 +216,12 @@ int run_command(CommonOptions common, const RunOptions& options) {
   if (!config.regressions.empty()) {
     std::cout << fmt::format("regressions: {} scenario(s) from {} replayed first\n",
                              config.regressions.size(), options.regressions_dir);
+  }
+  int runs_failed = 0;
+  if (!run_regressions.empty()) {
+    std::cout << fmt::format("regressions: {} engine run(s) from {} replayed first\n",
+                             run_regressions.size(), options.regressions_dir);
+    runs_failed = replay_run_regressions(run_regressions, common, context);
   }
   if (other_subjects > 0) {
     std::cout << fmt::format("regressions: {} entr{} of other subjects in {} skipped\n",
@@ -281,6 +326,10 @@ int run_command(CommonOptions common, const RunOptions& options) {
   std::string summary = fmt::format("summary: {} propert{} run, {} passed, {} violated",
                                     results.size(), results.size() == 1 ? "y" : "ies",
                                     results.size() - violated - without_cases, violated);
+  if (!run_regressions.empty()) {
+    summary += fmt::format("; {} of {} regression run(s) failed", runs_failed,
+                           run_regressions.size());
+  }
   if (without_cases) summary += fmt::format(", {} ran no case", without_cases);
   if (other_shard_properties) {
     summary += fmt::format(", {} on other shards (shard {}/{})", other_shard_properties, shard_index,
@@ -319,7 +368,7 @@ int run_command(CommonOptions common, const RunOptions& options) {
   }
   if (interrupted) return 128 + stop_signal();
   if (!output_errors.empty()) return static_cast<int>(ExitCode::kIncomplete);
-  if (violated) return static_cast<int>(ExitCode::kPropertyViolated);
+  if (violated || runs_failed) return static_cast<int>(ExitCode::kPropertyViolated);
   if (without_cases && !options.allow_no_cases) return static_cast<int>(ExitCode::kIncomplete);
   return 0;
 }

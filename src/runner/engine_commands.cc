@@ -19,6 +19,7 @@ namespace {
   if (scenario) {
     out << "failing iteration as a scenario: " << reproduce_command(*scenario) << '\n';
   }
+  out << "reproduce the run: capcheck reproduce " << encode_run_token(sut.recorder.run()) << '\n';
   RC_FAIL(out.str());
 }
 
@@ -34,6 +35,7 @@ class AddRequest final : public EngineCommand {
   void run(const EngineModel&, EngineSut& sut) const override {
     ++sut.commands_run;
     sut.runner.engine().add_request(prompt_len_, max_new_tokens_);
+    sut.recorder.add_request(prompt_len_, max_new_tokens_);
     sut.history.push_back("add_request(prompt_len=" + std::to_string(prompt_len_) +
                           ", max_new_tokens=" + std::to_string(max_new_tokens_) + ")");
   }
@@ -51,6 +53,7 @@ class RunIteration final : public EngineCommand {
   void run(const EngineModel&, EngineSut& sut) const override {
     ++sut.commands_run;
     const auto outcome = sut.runner.step();
+    sut.recorder.iterate(outcome ? &outcome->iteration : nullptr);
     if (!outcome) {
       sut.history.push_back("(idle: no request can run)");
       return;
@@ -76,6 +79,7 @@ class FinishRequest final : public EngineCommand {
     const auto id = engine.live_requests()[static_cast<std::size_t>(which_) %
                                            engine.live_requests().size()];
     engine.finish_request(id);
+    sut.recorder.finish_request(which_);
     sut.history.push_back("finish_request(" + std::to_string(id) + ")");
   }
   void show(std::ostream& os) const override { os << "FinishRequest(" << which_ << ")"; }
@@ -89,6 +93,7 @@ class ClearGraphs final : public EngineCommand {
   void run(const EngineModel&, EngineSut& sut) const override {
     ++sut.commands_run;
     sut.runner.clear_graphs();
+    sut.recorder.clear_graphs();
     sut.history.push_back("clear_graphs()");
   }
   void show(std::ostream& os) const override { os << "ClearGraphs"; }
@@ -97,10 +102,11 @@ class ClearGraphs final : public EngineCommand {
 }  // namespace
 
 EngineSut::EngineSut(const sim::EngineConfig& config, const std::string& backend)
-    : runner(make_backend(backend), config) {}
+    : runner(make_backend(backend), config), recorder(SubjectRef{}, config) {}
 
-EngineSut::EngineSut(const sim::EngineConfig& config, std::unique_ptr<Subjects> subjects)
-    : runner(std::move(subjects), config) {}
+EngineSut::EngineSut(const sim::EngineConfig& config, std::unique_ptr<Subjects> subjects,
+                     SubjectRef subject)
+    : runner(std::move(subjects), config), recorder(std::move(subject), config) {}
 
 rc::Gen<std::shared_ptr<const EngineCommand>> gen_engine_command(const EngineModel& model) {
   (void)model;

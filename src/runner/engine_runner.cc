@@ -45,9 +45,20 @@ std::vector<Verdict> EngineRunner::start() {
   return failures;
 }
 
-std::optional<IterationOutcome> EngineRunner::step() {
+std::optional<IterationOutcome> EngineRunner::step(const std::vector<std::int32_t>* accepted) {
   std::optional<sim::Iteration> iteration = engine_.next_iteration();
   if (!iteration) return std::nullopt;
+  if (accepted) {
+    Scenario& s = iteration->scenario;
+    const std::int32_t real = s.num_generations - s.num_dummy_requests;
+    for (std::int32_t g = 0; g < real; ++g) {
+      const auto k = static_cast<std::size_t>(g);
+      const std::int32_t count =
+          k < accepted->size() ? std::clamp((*accepted)[k], 0, s.key.draft_len) : 0;
+      s.num_accepted_tokens[k] = count;
+      iteration->accepted[k] = count;
+    }
+  }
   IterationOutcome outcome{*iteration, {}};
   const Scenario& scenario = iteration->scenario;
   Outputs expected;

@@ -88,10 +88,15 @@ std::vector<RegressionEntry> load_regressions(const std::string& directory,
         continue;
       }
       try {
-        DecodedToken decoded = decode_subject_token(line);
-        entries.push_back(RegressionEntry{std::move(decoded.scenario), path.string(), number,
-                                          comment, std::move(decoded.subject),
-                                          decoded.names_subject});
+        if (line.compare(0, kRunTokenPrefix.size(), kRunTokenPrefix) == 0) {
+          entries.push_back(RegressionEntry{Scenario{}, path.string(), number, comment,
+                                            run_token_subject(line), true, line});
+        } else {
+          DecodedToken decoded = decode_subject_token(line);
+          entries.push_back(RegressionEntry{std::move(decoded.scenario), path.string(), number,
+                                            comment, std::move(decoded.subject),
+                                            decoded.names_subject, ""});
+        }
       } catch (const UsageError& e) {
         const bool torn_tail = i + 1 == lines.size() && !ends_with_newline;
         const bool marked_torn = i + 1 < lines.size() && trimmed(lines[i + 1]) == kTornMarker;

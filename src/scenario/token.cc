@@ -6,211 +6,21 @@
 #include <set>
 
 #include "capcheck/errors.h"
+#include "capcheck/detail/token_codec.h"
 #include "capcheck/hash.h"
 
 namespace capcheck {
 
 namespace {
 
-// ---------------------------------------------------------------- base64url
-
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string base64url_encode(const std::string& bytes) {
-  std::string out;
-  out.reserve((bytes.size() * 4 + 2) / 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char byte : bytes) {
-    acc = (acc << 8) | byte;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(acc >> bits) & 63u]);
-    }
-  }
-  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 63u]);
-  return out;
-}
-
-int base64url_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-std::string base64url_decode(std::string_view text) {
-  if (text.size() % 4 == 1) {
-    throw UsageError("invalid token: its length (" + std::to_string(text.size()) +
-                     " characters after the prefix) is not a base64url length; was it truncated?");
-  }
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const int value = base64url_value(text[i]);
-    if (value < 0) {
-      throw UsageError("invalid token: character " + std::to_string(i + kTokenPrefix.size()) +
-                       " ('" + std::string(1, text[i]) +
-                       "') is not in the base64url alphabet [A-Za-z0-9_-]");
-    }
-    acc = (acc << 6) | static_cast<std::uint32_t>(value);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFFu));
-    }
-  }
-  // The unused low bits of the last character must be zero: otherwise two
-  // different tokens would decode to the same scenario.
-  if (bits > 0 && (acc & ((1u << bits) - 1u)) != 0) {
-    throw UsageError("invalid token: its last character is not canonical base64url; the token "
-                     "was altered (copy it whole)");
-  }
-  return out;
-}
-
-// ------------------------------------------------------- compact encoding
+using detail::TokenReader;
+using detail::TokenWriter;
 
 constexpr std::uint8_t kFormatVersionV1 = 1;
 constexpr std::uint8_t kFormatVersion = 2;
 
-void append_checksum(std::string& bytes) {
-  const std::uint32_t sum = fnv1a32(bytes);
-  for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<char>((sum >> (8 * i)) & 0xFFu));
-}
-
-class Writer {
- public:
-  void varint(std::uint64_t value) {
-    while (value >= 0x80) {
-      bytes_.push_back(static_cast<char>((value & 0x7F) | 0x80));
-      value >>= 7;
-    }
-    bytes_.push_back(static_cast<char>(value));
-  }
-  void signed_value(std::int32_t value) {
-    // Zigzag in unsigned arithmetic (a left shift of a negative value is UB).
-    const auto v = static_cast<std::int64_t>(value);
-    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
-  }
-  void array(const std::vector<std::int32_t>& values) {
-    varint(values.size());
-    for (auto v : values) signed_value(v);
-  }
-  void text(const std::string& value) {
-    varint(value.size());
-    bytes_ += value;
-  }
-  std::string payload() { return std::move(bytes_); }
-
- private:
-  std::string bytes_;
-};
-
-class Reader {
- public:
-  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
-
-  std::uint64_t varint(const char* field) {
-    std::uint64_t value = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (pos_ >= end_) truncated(field);
-      const auto byte = static_cast<unsigned char>(bytes_[pos_++]);
-      // One encoding per value: the tenth byte holds only bit 63, and a last
-      // byte of zero (after the first) would be a longer spelling of the same
-      // value. Otherwise two tokens would decode to one scenario.
-      if (shift == 63 && byte > 1) {
-        throw UsageError(std::string("invalid token: field ") + field +
-                         " is a varint above 2^64 - 1");
-      }
-      value |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
-      if (!(byte & 0x80)) {
-        if (byte == 0 && shift > 0) {
-          throw UsageError(std::string("invalid token: field ") + field +
-                           " is a non-canonical varint (a redundant zero byte); the token was "
-                           "not written by capcheck");
-        }
-        return value;
-      }
-    }
-    throw UsageError(std::string("invalid token: field ") + field + " is an over-long varint");
-  }
-  std::int32_t signed_value(const char* field) {
-    const std::uint64_t raw = varint(field);
-    const auto value = static_cast<std::int64_t>((raw >> 1) ^ (~(raw & 1) + 1));
-    if (value < INT32_MIN || value > INT32_MAX) {
-      throw UsageError(std::string("invalid token: field ") + field + " is out of 32-bit range");
-    }
-    return static_cast<std::int32_t>(value);
-  }
-  std::int32_t small(const char* field) {
-    const std::uint64_t value = varint(field);
-    if (value > static_cast<std::uint64_t>(kTokensMax)) {
-      throw UsageError(std::string("invalid token: field ") + field + " is " +
-                       std::to_string(value) + ", above the limit " + std::to_string(kTokensMax));
-    }
-    return static_cast<std::int32_t>(value);
-  }
-  std::vector<std::int32_t> array(const char* field) {
-    const std::int32_t count = small(field);
-    std::vector<std::int32_t> values;
-    values.reserve(static_cast<std::size_t>(count));
-    for (std::int32_t i = 0; i < count; ++i) values.push_back(signed_value(field));
-    return values;
-  }
-  std::string text(const char* field) {
-    const std::uint64_t size = varint(field);
-    if (size > kSubjectTextMax) {
-      throw UsageError(std::string("invalid token: field ") + field + " is " +
-                       std::to_string(size) + " bytes, above the limit " +
-                       std::to_string(kSubjectTextMax));
-    }
-    if (end_ - pos_ < size) truncated(field);
-    std::string value = bytes_.substr(pos_, static_cast<std::size_t>(size));
-    pos_ += static_cast<std::size_t>(size);
-    return value;
-  }
-  void verify_checksum() {
-    if (bytes_.size() < 5) {
-      throw UsageError("invalid token: only " + std::to_string(bytes_.size()) +
-                       " bytes of payload; it was truncated");
-    }
-    end_ = bytes_.size() - 4;
-    std::uint32_t stored = 0;
-    for (int i = 0; i < 4; ++i) {
-      stored |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes_[end_ + i])) << (8 * i);
-    }
-    if (stored != fnv1a32(std::string_view(bytes_).substr(0, end_))) {
-      throw UsageError(
-          "invalid token: checksum mismatch; the token was altered or cut (copy it whole)");
-    }
-  }
-  void expect_end() const {
-    if (pos_ != end_) {
-      throw UsageError("invalid token: " + std::to_string(end_ - pos_) +
-                       " unexpected bytes after the scenario");
-    }
-  }
-
- private:
-  [[noreturn]] void truncated(const char* field) {
-    throw UsageError(std::string("invalid token: truncated inside field ") + field);
-  }
-  const std::string& bytes_;
-  std::size_t pos_ = 0;
-  std::size_t end_ = 0;
-};
-
-}  // namespace
-
-namespace {
 // The scenario's fields, the same in both versions.
-void write_scenario(Writer& w, const Scenario& s) {
+void write_scenario(TokenWriter& w, const Scenario& s) {
   w.varint(static_cast<std::uint64_t>(s.protocol));
   w.varint(static_cast<std::uint64_t>(s.mutant));
   w.varint(static_cast<std::uint64_t>(s.key.batch_size));
@@ -234,28 +44,57 @@ void write_scenario(Writer& w, const Scenario& s) {
 std::string encode_token(const Scenario& s, const SubjectRef& subject) {
   validate(s);
   validate(subject);
-  Writer w;
+  TokenWriter w;
   w.varint(kFormatVersion);
+  detail::write_subject(w, subject);
+  write_scenario(w, s);
+  return detail::frame_token_payload(w.payload());
+}
+
+namespace detail {
+void write_subject(TokenWriter& w, const SubjectRef& subject) {
   w.text(subject.name);
   w.varint(subject.options.size());
   for (const auto& [name, value] : subject.options) {
     w.text(name);
     w.text(value);
   }
-  write_scenario(w, s);
-  return detail::frame_token_payload(w.payload());
 }
 
-namespace detail {
+SubjectRef read_subject(TokenReader& r) {
+  SubjectRef subject;
+  subject.name = r.text("subject");
+  const std::uint64_t count = r.varint("subject options");
+  if (count > kSubjectOptionsMax) {
+    throw UsageError("invalid token: " + std::to_string(count) + " subject options, above the "
+                     "limit " + std::to_string(kSubjectOptionsMax));
+  }
+  for (std::uint64_t k = 0; k < count; ++k) {
+    std::string name = r.text("subject option name");
+    std::string value = r.text("subject option value");
+    if (!subject.options.empty() && subject.options.rbegin()->first >= name) {
+      throw UsageError("invalid token: subject options are not in canonical order; the token "
+                       "was not written by capcheck");
+    }
+    subject.options.emplace(std::move(name), std::move(value));
+  }
+  try {
+    validate(subject);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("invalid token: ") + e.what());
+  }
+  return subject;
+}
+
 std::string frame_token_payload(std::string_view payload) {
   std::string bytes(payload);
-  append_checksum(bytes);
-  return std::string(kTokenPrefix) + base64url_encode(bytes);
+  detail::append_checksum(bytes);
+  return std::string(kTokenPrefix) + detail::base64url_encode(bytes);
 }
 
 std::string encode_token_v1(const Scenario& s) {
   validate(s);
-  Writer w;
+  TokenWriter w;
   w.varint(kFormatVersionV1);
   write_scenario(w, s);
   return frame_token_payload_v1(w.payload());
@@ -263,8 +102,8 @@ std::string encode_token_v1(const Scenario& s) {
 
 std::string frame_token_payload_v1(std::string_view payload) {
   std::string bytes(payload);
-  append_checksum(bytes);
-  return std::string(kTokenPrefixV1) + base64url_encode(bytes);
+  detail::append_checksum(bytes);
+  return std::string(kTokenPrefixV1) + detail::base64url_encode(bytes);
 }
 }  // namespace detail
 
@@ -283,8 +122,8 @@ DecodedToken decode_subject_token(std::string_view token) {
     throw UsageError("invalid token: it must start with '" + std::string(kTokenPrefix) +
                      "' (got '" + std::string(token.substr(0, 12)) + "')");
   }
-  const std::string bytes = base64url_decode(token.substr(kTokenPrefix.size()));
-  Reader r(bytes);
+  const std::string bytes = detail::base64url_decode(token.substr(kTokenPrefix.size()), kTokenPrefix.size());
+  TokenReader r(bytes);
   r.verify_checksum();
   const auto version = r.varint("version");
   const std::uint64_t expected = v1 ? kFormatVersionV1 : kFormatVersion;
@@ -295,28 +134,7 @@ DecodedToken decode_subject_token(std::string_view token) {
   }
   DecodedToken decoded;
   decoded.names_subject = !v1;
-  if (!v1) {
-    decoded.subject.name = r.text("subject");
-    const std::uint64_t count = r.varint("subject options");
-    if (count > kSubjectOptionsMax) {
-      throw UsageError("invalid token: " + std::to_string(count) + " subject options, above the "
-                       "limit " + std::to_string(kSubjectOptionsMax));
-    }
-    for (std::uint64_t k = 0; k < count; ++k) {
-      std::string name = r.text("subject option name");
-      std::string value = r.text("subject option value");
-      if (!decoded.subject.options.empty() && decoded.subject.options.rbegin()->first >= name) {
-        throw UsageError("invalid token: subject options are not in canonical order; the token "
-                         "was not written by capcheck");
-      }
-      decoded.subject.options.emplace(std::move(name), std::move(value));
-    }
-    try {
-      validate(decoded.subject);
-    } catch (const UsageError& e) {
-      throw UsageError(std::string("invalid token: ") + e.what());
-    }
-  }
+  if (!v1) decoded.subject = detail::read_subject(r);
   Scenario& s = decoded.scenario;
   const auto protocol = r.varint("protocol");
   if (protocol >= kProtocolCount) throw UsageError("invalid token: unknown protocol value");
@@ -347,6 +165,35 @@ DecodedToken decode_subject_token(std::string_view token) {
 }
 
 Scenario decode_token(std::string_view token) { return decode_subject_token(token).scenario; }
+
+std::string detail::run_token_payload(std::string_view token) {
+  if (token.size() > kTokenLengthMax) {
+    throw UsageError("invalid run token: " + std::to_string(token.size()) +
+                     " characters, above the limit " + std::to_string(kTokenLengthMax));
+  }
+  if (token.substr(0, kRunTokenPrefix.size()) != kRunTokenPrefix) {
+    throw UsageError("invalid run token: it must start with '" + std::string(kRunTokenPrefix) +
+                     "' (got '" + std::string(token.substr(0, 12)) + "')");
+  }
+  return base64url_decode(token.substr(kRunTokenPrefix.size()), kRunTokenPrefix.size());
+}
+
+SubjectRef detail::read_run_header(TokenReader& r) {
+  r.verify_checksum();
+  const auto version = r.varint("version");
+  if (version != detail::kRunFormatVersion) {
+    throw UsageError("invalid run token: encoding version " + std::to_string(version) +
+                     " does not match its prefix " + std::string(kRunTokenPrefix) +
+                     " (expected " + std::to_string(detail::kRunFormatVersion) + ")");
+  }
+  return detail::read_subject(r);
+}
+
+SubjectRef run_token_subject(std::string_view token) {
+  const std::string bytes = detail::run_token_payload(token);
+  TokenReader r(bytes);
+  return detail::read_run_header(r);
+}
 
 namespace {
 bool name_char(char c, bool first) {

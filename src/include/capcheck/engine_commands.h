@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "capcheck/engine_run.h"
 #include "capcheck/engine_runner.h"
 
 namespace capcheck {
@@ -23,9 +24,13 @@ struct EngineModel {
 /// The system under test: an EngineRunner plus the history of what ran.
 struct EngineSut {
   explicit EngineSut(const sim::EngineConfig& config, const std::string& backend = "sim");
-  /// Any subject that runs engine iterations (subject_from_environment()).
-  EngineSut(const sim::EngineConfig& config, std::unique_ptr<Subjects> subjects);
+  /// Any subject that runs engine iterations (subject_from_environment()),
+  /// named by `subject` in the run token of a failure.
+  EngineSut(const sim::EngineConfig& config, std::unique_ptr<Subjects> subjects,
+            SubjectRef subject);
   EngineRunner runner;
+  /// The commands that acted, as a run: a failure prints its `ccr1:` token.
+  RunRecorder recorder;
   std::vector<std::string> history;
   /// Commands run so far, for reporting how short a shrunk sequence is.
   int commands_run = 0;

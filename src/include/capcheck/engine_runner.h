@@ -34,7 +34,10 @@ class EngineRunner {
   /// Runs the startup captures (TensorRT-LLM's warmup); returns failed verdicts.
   std::vector<Verdict> start();
   /// The next iteration, run and checked; nullopt when no request can run.
-  std::optional<IterationOutcome> step();
+  /// `accepted`, when given, replaces the acceptance model's counts: the k-th
+  /// real generation row accepts accepted[k] (0 past its end, at most the
+  /// draft length), as a recorded run (engine_run.h) replays them.
+  std::optional<IterationOutcome> step(const std::vector<std::int32_t>* accepted = nullptr);
   /// CUDAGraphRunner.clear(): the engine forgets its graphs, the subject releases them.
   void clear_graphs();
 

@@ -23,6 +23,9 @@ struct RegressionEntry {
   /// The subject the token names (a `cc1:` token: none, `names_subject` false).
   SubjectRef subject;
   bool names_subject = false;
+  /// A `ccr1:` line: the run token (its framing and subject checked; the
+  /// engine runner decodes the rest), `scenario` unused.
+  std::string run_token;
 };
 
 /// True when `entry` replays under `subject`: its token names that subject
@@ -36,7 +39,7 @@ inline bool replays_under(const RegressionEntry& entry, const std::string& subje
 /// Largest regression file read, in bytes (the limit is named when exceeded).
 inline constexpr std::size_t kRegressionFileBytesMax = 64u << 20;
 
-/// Every token of every regular file in `directory` (sorted by name; files
+/// Every token (scenario or run) of every regular file in `directory` (sorted by name; files
 /// starting with '.' skipped). Throws UsageError naming file:line for a line
 /// that is neither blank, a `#` comment, nor a valid token; for a directory
 /// that does not exist; for an entry that cannot be inspected (a symlink

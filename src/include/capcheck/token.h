@@ -16,6 +16,9 @@ namespace capcheck {
 inline constexpr std::string_view kTokenPrefix = "cc2:";
 /// The prefix of version 1 tokens, still read: a scenario without a subject.
 inline constexpr std::string_view kTokenPrefixV1 = "cc1:";
+/// The prefix of an engine-run token (engine_run.h): a run of the engine
+/// simulator, replayed by `capcheck reproduce` and read from regression files.
+inline constexpr std::string_view kRunTokenPrefix = "ccr1:";
 /// Longest subject name, option name or option value in a token, in bytes.
 inline constexpr std::size_t kSubjectTextMax = 256;
 /// Most options a token's subject may carry.
@@ -64,6 +67,11 @@ struct DecodedToken {
 DecodedToken decode_subject_token(std::string_view token);
 /// The scenario of a token, whatever subject it names.
 Scenario decode_token(std::string_view token);
+
+/// The subject a `ccr1:` run token names, read from its framing (prefix,
+/// alphabet, checksum) and header; the rest is engine_run.h's to decode.
+/// UsageError as decode_subject_token.
+SubjectRef run_token_subject(std::string_view token);
 
 namespace detail {
 /// The token framing around an encoded payload: the payload's FNV-1a checksum
