@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "capcheck/detail/files.h"
+#include "capcheck/engine_run.h"
 #include "capcheck/regressions.h"
 #include "capcheck/token.h"
 
@@ -51,6 +52,13 @@ std::string framed(std::initializer_list<int> bytes) {
   std::string payload;
   for (int b : bytes) payload.push_back(static_cast<char>(b));
   return detail::frame_token_payload_v1(payload);
+}
+
+// A run token of one step: a request of `prompt_len` tokens.
+std::string run_token_adding(std::int32_t prompt_len) {
+  EngineRun run;
+  run.steps = {RunStep{RunStep::Kind::kAddRequest, prompt_len, 1, 0, {}}, RunStep{}};
+  return encode_run_token(run);
 }
 
 std::vector<Hostile> hostile_cases() {
@@ -86,6 +94,19 @@ std::vector<Hostile> hostile_cases() {
        2, "unexpected bytes after the scenario", ""},
       {"token", "UnknownProtocolValue", "a protocol value no protocol has", "",
        "$B reproduce " + framed({1, 9}), 2, "unknown protocol value", ""},
+      {"token", "RunChecksum", "a run token whose checksum does not match", "",
+       "$B reproduce ccr1:" + std::string(40, 'A'), 2, "checksum mismatch", ""},
+      {"token", "RunTruncated", "a run token cut by one character", "",
+       "$B reproduce " + run_token_adding(4).substr(0, run_token_adding(4).size() - 1), 2,
+       "invalid token", ""},
+      {"token", "RunStepRefused", "a run whose request can never run (longer than max_seq_len)",
+       "", "$B reproduce " + run_token_adding(100000), 2,
+       "run step 0 (add_request(prompt_len=100000, max_new_tokens=1)): ", ""},
+      {"token", "RunWithProperty", "--property with a run token", "",
+       "$B reproduce " + run_token_adding(4) + " -p capture_preserves_inputs", 2,
+       "a run token (ccr1:) replays the run's own checks", ""},
+      {"token", "RunPasses", "a run token of a run that passes", "",
+       "$B reproduce " + run_token_adding(4), 0, "summary: the run passed: 2 step(s), 1 iteration(s)", ""},
       {"verdict", "AgreementAfterALargeBatch",
        "backends_agree after batches up to 256, heap bytes perturbed: no verdict from stale memory",
        "", "MALLOC_PERTURB_=165 $B run --in-flight none --seed 1 --batch-size-max 256 --cases 200 "

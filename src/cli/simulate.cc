@@ -191,10 +191,10 @@ int reproduce_run(CommonOptions common, const std::string& token) {
   for (const Verdict& v : outcome.failures) std::cout << format_verdict(v);
   if (outcome.failed()) {
     std::cout << "failing step: " << outcome.label << '\n';
-    std::cout << fmt::format("summary: the run failed at step {} of {} ({} iterations ran)\n",
+    std::cout << fmt::format("summary: the run failed at step {} of {} ({} iteration(s) ran)\n",
                              outcome.step, run.steps.size(), outcome.iterations);
   } else {
-    std::cout << fmt::format("summary: the run passed: {} steps, {} iterations, every capture "
+    std::cout << fmt::format("summary: the run passed: {} step(s), {} iteration(s), every capture "
                              "preserved its inputs and every graph iteration matched eager\n",
                              run.steps.size(), outcome.iterations);
   }
