@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck.h>
 
+#include <iostream>
 #include <set>
 
 #include "capcheck/harness.h"
@@ -148,6 +149,97 @@ TEST(Shrinking, DraftLoopBreaksStartupCaptureWithOneWarmup) {
     EXPECT_TRUE(run_property(harness, find_property("capture_preserves_inputs"), config).passed)
         << protocol_name(protocol);
   }
+}
+
+
+// The catalogue's hand-computed minima: for each protocol and mutant, the
+// smallest scenario (batch size, draft length, warmups) that its first
+// killing property can fail on, with why nothing smaller can. Every found
+// failure must shrink to it (Note [independent picks] in generators.cc);
+// the one exception is seed-pr with the draft loop, which has two minimal
+// failures of different mechanisms, one a warmup larger.
+struct KnownMinimum {
+  Protocol protocol;
+  Mutant mutant;
+  bool draft_loop;
+  const char* property;
+  std::int32_t batch_size, draft_len, warmups;
+  const char* why;
+};
+
+const KnownMinimum kKnownMinima[] = {
+    {Protocol::kPreFix, Mutant::kNone, false, "capture_preserves_inputs", 1, 1, 1,
+     "no postprocess at all: a warmup's preprocess is never undone (a capture alone only records "
+     "it), and offsets are non-zero only with a draft token"},
+    {Protocol::kPreFix, Mutant::kNone, true, "capture_preserves_inputs", 1, 1, 1,
+     "as without the draft loop; the loop's kv drift also needs a warmup forward"},
+    {Protocol::kSeedPr, Mutant::kNone, false, "capture_preserves_inputs", 1, 1, 0,
+     "the postprocess after capture runs eagerly and undoes a preprocess the capture only "
+     "recorded: no warmup needed, a non-zero offset (a draft token) needed"},
+    {Protocol::kSeedPr, Mutant::kNone, true, "capture_preserves_inputs", 1, 1, 0,
+     "as without the draft loop (a local minimum with one warmup and zero offsets exists: the "
+     "loop's kv drift)"},
+    {Protocol::kSnapshotRestore, Mutant::kNone, false, "capture_preserves_inputs", 1, 1, 0,
+     "the kv_lens snapshot restores kv_lens only: the position ids keep seed-pr's minimum"},
+    {Protocol::kReference, Mutant::kChunkedBranchAsymmetry, true, "capture_preserves_inputs", 1,
+     1, 1,
+     "one chunked context request (the branch), its kv offset non-zero (a draft token), one "
+     "warmup whose preprocess the postprocess does not undo"},
+    {Protocol::kReference, Mutant::kPartialStaticCopy, true, "first_replay_matches_eager", 1, 0,
+     0, "one request of one token: the replay's copy into the static buffers misses it"},
+    {Protocol::kReference, Mutant::kPaddedRowsNotInert, true, "bucket_reuse_matches_eager", 2, 1,
+     0, "a gather misaligned by a padding dummy needs two rows, and non-zero kv offsets"},
+    {Protocol::kReference, Mutant::kReplayWithoutPrepare, true, "replays_match_eager", 1, 0, 0,
+     "a follow-up replay with new kv_lens that are not rewritten: any batch"},
+    {Protocol::kReference, Mutant::kStaleOffsets, true, "replays_track_new_offsets", 1, 1, 0,
+     "a follow-up's new offsets (non-zero only with a draft token) not re-read"},
+    {Protocol::kReference, Mutant::kCacheKeyWithoutDraftLen, true, "graph_cache_keys_distinct", 1,
+     0, 0, "the property adds the other draft length itself: any batch"},
+    {Protocol::kReference, Mutant::kCaptureOverrideLeaks, true, "capture_state_does_not_leak", 1, 0,
+     0, "the override stays on after any capture"},
+    {Protocol::kReference, Mutant::kOffsetMisalignment, true, "bucket_reuse_matches_eager", 2, 1, 0,
+     "position offsets misaligned by a padding dummy: two rows, non-zero offsets"},
+    {Protocol::kReference, Mutant::kHostValueBaked, true, "bucket_reuse_matches_eager", 1, 1, 0,
+     "the graph captured with one dummy row (no real one) replayed by one real row: the baked "
+     "row count skips its kv update, which exists with a draft token"},
+};
+
+TEST(Shrinking, TheMutantCatalogueShrinksToItsHandComputedMinima) {
+  Harness harness(make_sim_backend(), make_trtllm_subject);
+  int found = 0, minimal = 0;
+  for (const KnownMinimum& m : kKnownMinima) {
+    for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+      RunConfig config;
+      config.cases = 1000;
+      config.seed = seed;
+      config.gen.protocol = m.protocol;
+      config.gen.mutant = m.mutant;
+      config.gen.draft_loop = m.draft_loop;
+      const RunResult result = run_property(harness, find_property(m.property), config);
+      const std::string what = std::string(protocol_name(m.protocol)) + "/" +
+                               std::string(mutant_name(m.mutant)) + " " + m.property + " seed " +
+                               std::to_string(seed);
+      ASSERT_FALSE(result.passed) << what;
+      ++found;
+      const Scenario& s = *result.counterexample;
+      const bool at_minimum = s.key.batch_size == m.batch_size &&
+                              s.key.draft_len == m.draft_len && s.warmups_count == m.warmups;
+      minimal += at_minimum;
+      if (m.protocol == Protocol::kSeedPr && m.draft_loop && !at_minimum) {
+        // The other minimal failure: one warmup, zero offsets.
+        EXPECT_EQ(s.key.batch_size, 1) << what;
+        EXPECT_EQ(s.warmups_count, 1) << what;
+        EXPECT_TRUE(s.offsets_are_zero()) << what;
+        continue;
+      }
+      EXPECT_TRUE(at_minimum) << what << ": shrunk to " << summarize(s) << "; the minimum is "
+                              << "batch " << m.batch_size << ", draft_len " << m.draft_len
+                              << ", warmups " << m.warmups << " (" << m.why << ")";
+    }
+  }
+  std::cout << "shrunk to the hand-computed minimum: " << minimal << " of " << found
+            << " found failures\n";
+  EXPECT_GE(minimal * 100, found * 95);
 }
 
 }  // namespace

@@ -42,9 +42,11 @@ def test_seed_pr_is_found_and_shrinks_as_the_cpp_subject(prop, capcheck_device):
 def test_the_seed_pr_minimum(capcheck_device):
     with pytest.raises(capcheck.PropertyFailed) as failed:
         capcheck.check("py-trtllm", ["capture_preserves_inputs"], protocol="seed-pr", seed=SEED,
-                       device=capcheck_device)
+                       device=capcheck_device, extra=["--draft-loop", "off"])
     # One generation request with one draft token, no warmup: the smallest
-    # capture that the postprocess after capture moves.
+    # capture that the postprocess after capture moves. (With the draft loop
+    # on, seed-pr also breaks a startup capture, with one warmup: another
+    # minimum, of the draft loop's kv_lens drift.)
     assert "key=(batch_size=1, draft_len=1) warmups=0 protocol=seed-pr" in str(failed.value)
     assert "static_position_ids[0, 0] expected 0, got -1" in str(failed.value)
 
