@@ -398,6 +398,46 @@ TEST(Cli, ShardsTogetherRunExactlyTheCasesOfOneRun) {
   EXPECT_EQ(capcheck("run --shard x").exit_code, 2);
 }
 
+// The report without what depends on time or on the process count: the
+// property table's time and rate columns, the jobs lines, the in-flight path.
+std::string without_times(const std::string& output) {
+  std::istringstream in(output);
+  std::string line, out;
+  const std::regex row("^([a-z_]+ +[0-9]+ +[0-9]+/[0-9]+ +[A-Za-z ]+?) +[0-9.]+ +[0-9]+(.*)$");
+  while (std::getline(in, line)) {
+    if (line.rfind("jobs:", 0) == 0) continue;
+    out += std::regex_replace(line, row, "$1$2") + '\n';
+  }
+  return out;
+}
+
+// --jobs N: the same table, failures, shrunk scenarios and tokens as one
+// process, for every N, also within a --shard part and with a regression
+// directory; refused where it cannot hold.
+TEST(Cli, JobsGiveTheResultsOfOneProcess) {
+  const std::string dir = temp_dir("jobs");
+  for (const std::string protocol : {"reference", "seed-pr"}) {
+    // The project's regressions under the reference protocol (which appends nothing to them).
+    const std::string run = "run --protocol " + protocol + " --seed 4 --cases 2500 --in-flight none " +
+                            "-p capture_preserves_inputs -p replays_match_eager -p padding_is_inert" +
+                            (protocol == "reference" ? " --regressions " + regressions_dir() : "");
+    const Outcome one = capcheck(run);
+    for (const std::string jobs : {"2", "3"}) {
+      const Outcome many = capcheck(run + " --jobs " + jobs);
+      EXPECT_EQ(many.exit_code, one.exit_code) << many.output;
+      EXPECT_CONTAINS(many.output, "jobs: " + jobs + " worker processes");
+      EXPECT_EQ(without_times(many.output), without_times(one.output)) << protocol << " --jobs " << jobs;
+    }
+    const Outcome part = capcheck(run + " --shard 2/3");
+    const Outcome part_jobs = capcheck(run + " --shard 2/3 --jobs 2");
+    EXPECT_EQ(without_times(part_jobs.output), without_times(part.output)) << protocol;
+  }
+  const Outcome json = capcheck("run --jobs 2 --json " + dir + "/cases.jsonl");
+  EXPECT_EQ(json.exit_code, 2) << json.output;
+  EXPECT_CONTAINS(json.output, "with --jobs each worker has its own");
+  EXPECT_EQ(capcheck("run --jobs 0").exit_code, 2);
+}
+
 TEST(Cli, RegressionsAreReplayedFirstUnderTheRunsProtocol) {
   const Outcome ok = capcheck("run --regressions " + regressions_dir() + " --cases 50 --seed 1");
   EXPECT_EQ(ok.exit_code, 0) << ok.output;

@@ -69,6 +69,13 @@ int main_impl(int argc, char** argv) {
                   "I/N: run the I-th of N deterministic parts (property x batch of 1000 cases); "
                   "N runs with I = 1..N check exactly the cases of one run (fixed seeds: --seed or "
                   "CI=true)");
+  run->add_option("--jobs,-j", run_options.jobs,
+                  "worker processes, each with its own backend and subject (results, seeds and "
+                  "tokens do not depend on it)")
+      ->default_val(1)
+      ->transform(decimal(1, 256));
+  run->add_option("--worker", run_options.worker, "")->group("");  // a --jobs worker: J/N
+  run->add_option("--worker-seed", run_options.worker_seeds, "")->group("");
   run->add_option("--in-flight", run_options.in_flight_path,
                   "file holding the token of the running case: a new path (never an existing "
                   "file), 'auto' (in a private temporary directory) or 'none'")
@@ -192,6 +199,7 @@ int run_cli(int argc, char** argv, bool install_signals) {
   }
   clear_stop();
   if (install_signals) install_signal_handlers();
+  set_invocation(argc, argv, install_signals);
   try {
     return main_impl(argc, argv);
   } catch (const OutputError& e) {

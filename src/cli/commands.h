@@ -82,7 +82,39 @@ struct RunOptions {
   /// --shard I/N: this run owns the units (property, batch of
   /// kCasesPerBatch cases) whose index modulo N is I-1; "" for all.
   std::string shard;
+  /// --jobs N: worker processes (jobs.cc).
+  int jobs = 1;
+  /// --worker J/N (internal): this process is worker J of N of a --jobs run,
+  /// with its parent's seeds (--worker-seed, one per property).
+  std::string worker;
+  std::vector<std::string> worker_seeds;
 };
+
+/// The units of a run: property p's batch b is unit p * batches + b.
+struct UnitPlan {
+  std::uint64_t batches = 1;
+  std::uint64_t shard_index = 1, shard_count = 1;
+  int cases = 0;
+  /// The unit belongs to this run's --shard part.
+  bool in_shard(std::uint64_t unit) const;
+};
+
+/// The command line to start workers with (run_cli's); `native`: this is the
+/// capcheck executable (not the Python module running a command line).
+void set_invocation(int argc, char** argv, bool native);
+/// A --jobs worker: runs the units its parent sends on standard input and
+/// prints one JSON line per unit.
+int run_worker_units(Subjects& subjects, const std::vector<const PropertyInfo*>& properties,
+                     RunConfig config, const std::vector<std::uint64_t>& seeds,
+                     const UnitPlan& plan);
+/// Starts `jobs` workers and merges their units into one result per property,
+/// as one process would have found them (Note [workers are processes]);
+/// what went wrong with a worker is appended to `errors`.
+std::vector<RunResult> run_in_workers(Subjects& subjects,
+                                      const std::vector<const PropertyInfo*>& properties,
+                                      const std::vector<std::uint64_t>& seeds,
+                                      const UnitPlan& plan, int jobs, double seconds_max,
+                                      std::vector<std::string>* errors);
 
 struct SimulateOptions {
   std::uint64_t seed = 1;

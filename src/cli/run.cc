@@ -8,6 +8,7 @@
 #include <csignal>
 #include <iostream>
 #include <random>
+#include <tuple>
 
 #include "capcheck/harness.h"
 #include "capcheck/errors.h"
@@ -89,6 +90,25 @@ int replay_run_regressions(const std::vector<RegressionEntry>& runs, const Commo
   return failed;
 }
 
+// --shard and --worker: I/N with 1 <= I <= N.
+std::pair<std::uint64_t, std::uint64_t> parse_part(const std::string& text, const char* flag) {
+  const UsageError bad(std::string(flag) + ": must be I/N with 1 <= I <= N <= 999999 (got " +
+                       quote_input(text) + ")");
+  auto number = [&](const std::string& digits) -> std::uint64_t {
+    if (digits.empty() || digits.size() > 6 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      throw bad;
+    }
+    return std::stoull(digits);
+  };
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) throw bad;
+  const std::uint64_t index = number(text.substr(0, slash));
+  const std::uint64_t count = number(text.substr(slash + 1));
+  if (index < 1 || index > count) throw bad;
+  return {index, count};
+}
+
 // "  (+3 regressions)": how many regression scenarios this property replayed.
 std::string regressions_note(const RunResult& result) {
   const int replayed =
@@ -168,33 +188,38 @@ int run_command(CommonOptions common, const RunOptions& options) {
 
   const bool ci = ci_mode();
   // --shard I/N: units (property p, batch b), numbered p * batches + b.
-  std::uint64_t shard_index = 0, shard_count = 1;
+  std::uint64_t shard_index = 1, shard_count = 1;
   if (!options.shard.empty()) {
-    const UsageError bad("--shard: must be I/N with 1 <= I <= N <= 999999 (got " +
-                         quote_input(options.shard) + ")");
-    auto number = [&](const std::string& text) -> std::uint64_t {
-      if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos) {
-        throw bad;
-      }
-      return std::stoull(text);
-    };
-    const auto slash = options.shard.find('/');
-    if (slash == std::string::npos) throw bad;
-    shard_index = number(options.shard.substr(0, slash));
-    shard_count = number(options.shard.substr(slash + 1));
-    if (shard_index < 1 || shard_index > shard_count) throw bad;
+    std::tie(shard_index, shard_count) = parse_part(options.shard, "--shard");
     if (!options.seed && !ci) {
       throw UsageError("--shard needs the same seeds in every part: pass --seed S or set CI=true");
     }
+  }
+  if (options.jobs > 1 && !options.json_path.empty()) {
+    throw UsageError("--json writes one process's cases; with --jobs each worker has its own: "
+                     "run with --jobs 1, or one --shard per process with its own --json");
   }
   const std::uint64_t batches =
       (static_cast<std::uint64_t>(options.cases) + kCasesPerBatch - 1) / kCasesPerBatch;
   std::random_device entropy;
   std::vector<std::uint64_t> seeds;
+  if (!options.worker_seeds.empty()) {
+    // A --jobs worker runs with its parent's seeds.
+    for (const std::string& text : options.worker_seeds) seeds.push_back(std::stoull(text));
+    if (seeds.size() != properties.size()) {
+      throw UsageError("--worker-seed: one per property is needed");
+    }
+  }
   for (const PropertyInfo* property : properties) {
+    if (!options.worker_seeds.empty()) break;
     seeds.push_back(options.seed ? *options.seed
                     : ci         ? ci_seed(property->name)
                                  : (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy());
+  }
+  const UnitPlan plan{batches, shard_index, shard_count, options.cases};
+  if (!options.worker.empty()) {
+    parse_part(options.worker, "--worker");
+    return run_worker_units(subjects, properties, config, seeds, plan);
   }
   const std::string scenario_options =
       entry.fields & kFieldProtocol
@@ -208,6 +233,11 @@ int run_command(CommonOptions common, const RunOptions& options) {
       common.backend, scenario_options, options.cases,
       options.seed ? "fixed (--seed)" : ci ? "derived from property names (CI=true)" : "random");
   if (!entry.plugin.empty()) std::cout << "plugin: " << entry.plugin << '\n';
+  if (options.jobs > 1) {
+    std::cout << fmt::format("jobs: {} worker processes, each with its own backend and subject; "
+                             "time_s sums the workers' times\n",
+                             options.jobs);
+  }
   if (shard_count > 1) {
     std::cout << fmt::format("shard {}/{}: the units (property, batch of {} cases) numbered "
                              "{} modulo {}\n",
@@ -237,8 +267,13 @@ int run_command(CommonOptions common, const RunOptions& options) {
   std::vector<RunResult> results;
   std::vector<std::string> output_errors;
   int other_shard_properties = 0;  // --shard: every case of it on other shards
+  std::vector<RunResult> merged;   // --jobs: every property's result, from the workers
+  if (options.jobs > 1) {
+    merged = run_in_workers(subjects, properties, seeds, plan, options.jobs, options.seconds_max,
+                            &output_errors);
+  }
   for (std::size_t i = 0; i < properties.size(); ++i) {
-    if (config.stop->load()) break;
+    if (options.jobs == 1 && config.stop->load()) break;
     // --max-seconds is the budget of the whole run (regressions and their
     // loading included): each property gets an equal share of what is left.
     if (options.seconds_max > 0) {
@@ -253,7 +288,8 @@ int run_command(CommonOptions common, const RunOptions& options) {
         return (i * batches + batch) % shard_count == shard_index - 1;
       };
     }
-    const RunResult result = run_property(subjects, *properties[i], config);
+    const RunResult result =
+        options.jobs > 1 ? merged[i] : run_property(subjects, *properties[i], config);
     if (result.cases_other_shards == options.cases) {
       std::cout << fmt::format("{:<38} {:>20} {:>13} {:<9}\n", result.property, result.seed,
                                fmt::format("0/{}", options.cases), "other shard");
@@ -320,6 +356,15 @@ int run_command(CommonOptions common, const RunOptions& options) {
         std::cout << "NOT appended: " << error << '\n';
       }
     }
+  }
+  if (options.jobs > 1) {
+    int cases = 0;
+    for (const RunResult& r : results) cases += r.cases_run();
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    std::cout << fmt::format("jobs: {} cases in {:.3f} s of wall time on {} workers: {:.0f} "
+                             "cases/s\n",
+                             cases, wall, options.jobs, wall > 0 ? cases / wall : 0.0);
   }
   const std::size_t not_run = properties.size() - results.size() -
                               static_cast<std::size_t>(other_shard_properties);
