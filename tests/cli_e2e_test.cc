@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "capcheck/registry.h"
 #include "capcheck/token.h"
 
@@ -436,6 +438,46 @@ TEST(Cli, JobsGiveTheResultsOfOneProcess) {
   EXPECT_EQ(json.exit_code, 2) << json.output;
   EXPECT_CONTAINS(json.output, "with --jobs each worker has its own");
   EXPECT_EQ(capcheck("run --jobs 0").exit_code, 2);
+}
+
+// check --json FILE: the scenario, the verdicts and the --dump as one JSON
+// document, the same values the text shows, full length (no "then N zeros").
+TEST(Cli, CheckJsonCarriesTheVerdictsAndTheDump) {
+  const std::string dir = temp_dir("check-json");
+  const Outcome o = capcheck("check --scenario " + data("h200_seed_pr.json") +
+                             " --dump -p first_replay_matches_eager --json " + dir + "/check.json");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  const nlohmann::json doc = nlohmann::json::parse(read_text(dir + "/check.json"));
+  EXPECT_EQ(doc["subject"], "trtllm");
+  EXPECT_EQ(doc["scenario"]["kv_lens"], nlohmann::json({10, 20, 30, 40}));
+  ASSERT_EQ(doc["verdicts"].size(), 1u);
+  EXPECT_EQ(doc["verdicts"][0]["property"], "first_replay_matches_eager");
+  EXPECT_EQ(doc["verdicts"][0]["passed"], false);
+  EXPECT_EQ(doc["verdicts"][0]["mismatch"]["buffer"], "logits");
+  EXPECT_NE(doc["verdicts"][0]["reproduce"].get<std::string>().find("capcheck reproduce cc2:"),
+            std::string::npos);
+  std::vector<std::int64_t> after_capture, replay_read;
+  for (const auto& e : doc["dump"]) {
+    if (e.contains("after") && e["after"] == "postprocess after capture") {
+      for (const auto& b : e["buffers"]) {
+        if (b["name"] == "kv_lens_cuda") after_capture = b["values"].get<std::vector<std::int64_t>>();
+      }
+    }
+    if (e.contains("run") && e["run"] == "the replay") {
+      replay_read = e["model_steps"][0]["kv_lens"].get<std::vector<std::int64_t>>();
+    }
+  }
+  ASSERT_EQ(after_capture.size(), 64u);  // the whole buffer
+  EXPECT_EQ(std::vector<std::int64_t>(after_capture.begin(), after_capture.begin() + 4),
+            (std::vector<std::int64_t>{10, 17, 27, 37}));
+  ASSERT_GE(replay_read.size(), 4u);
+  EXPECT_EQ(std::vector<std::int64_t>(replay_read.begin(), replay_read.begin() + 4),
+            (std::vector<std::int64_t>{10, 20, 30, 40}));
+  // A file that cannot be written is an output failure, not a crash or a lie.
+  const Outcome unwritable = capcheck("check --scenario " + data("h200_seed_pr.json") +
+                                      " --json /nonexistent-dir/check.json");
+  EXPECT_EQ(unwritable.exit_code, 5) << unwritable.output;
+  EXPECT_CONTAINS(unwritable.output, "--json: cannot create");
 }
 
 TEST(Cli, RegressionsAreReplayedFirstUnderTheRunsProtocol) {

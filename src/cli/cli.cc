@@ -100,12 +100,17 @@ int main_impl(int argc, char** argv) {
       "replay and an eager forward, and the vectors each model step computed with (op-level "
       "subjects)";
   reproduce->add_flag("--dump", dump, dump_help);
+  std::string reproduce_json, check_json;
+  const char* json_help = "also write the scenario, every verdict (with its mismatch and notes) "
+                          "and the --dump to this file as one JSON document";
+  reproduce->add_option("--json", reproduce_json, json_help);
 
   std::string scenario_file;
   auto* check = app.add_subcommand("check", "run properties on a scenario written as JSON");
   check->add_option("--scenario", scenario_file, "scenario JSON file")->required();
   add_common(check, check_common);
   check->add_flag("--dump", dump, dump_help);
+  check->add_option("--json", check_json, json_help);
 
   SimulateOptions sim_options;
   CommonOptions simulate_common;
@@ -167,17 +172,19 @@ int main_impl(int argc, char** argv) {
   if (run->parsed()) return run_command(run_common, run_options);
   if (reproduce->parsed()) {
     if (is_run_token(token)) {
-      if (print_json || dump || !reproduce_common.properties.empty()) {
-        throw UsageError("--print-json, --dump and --property read a scenario token (cc2:); a "
+      if (print_json || dump || !reproduce_json.empty() || !reproduce_common.properties.empty()) {
+        throw UsageError("--print-json, --dump, --json and --property read a scenario token (cc2:); a "
                          "run token (ccr1:) replays the run's own checks");
       }
       return reproduce_run(reproduce_common, token);
     }
     const DecodedToken decoded = decode_subject_token(token);
-    return check_scenario(reproduce_common, decoded.scenario, &decoded, print_json, dump);
+    return check_scenario(reproduce_common, decoded.scenario, &decoded, print_json, dump,
+                          reproduce_json);
   }
   if (check->parsed()) {
-    return check_scenario(check_common, from_json(read_file(scenario_file)), nullptr, false, dump);
+    return check_scenario(check_common, from_json(read_file(scenario_file)), nullptr, false, dump,
+                          check_json);
   }
   if (simulate->parsed()) return simulate_command(simulate_common, sim_options);
   if (list->parsed()) return list_command(list_plugins);

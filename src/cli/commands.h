@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <iosfwd>
@@ -180,12 +181,18 @@ inline std::string subject_text(const CaseContext& context) { return describe(co
 int run_command(CommonOptions common, const RunOptions& options);
 /// reproduce (`token` given: its subject and options) and check (`token` null).
 int check_scenario(CommonOptions common, const Scenario& scenario, const DecodedToken* token,
-                   bool print_json, bool dump = false);
+                   bool print_json, bool dump = false, const std::string& json_path = "");
 /// --dump of check and reproduce (dump.cc): the op-level subject's buffers
 /// after every phase of a capture, its first replay and an eager forward, and
-/// what each model step computed with. UsageError for another kind of subject.
-void print_dump(Subjects* unguarded, const std::string& subject, const Scenario& scenario,
-                std::ostream& out);
+/// what each model step computed with, as a list of events in order ({"after":
+/// phase, "buffers": [{"name", "values"}]} and {"run", "returned_logits",
+/// "model_steps": [{"phase", "mode", "input_ids", "position_ids", "seq_ids",
+/// "kv_lens"}]}; a value overwritten since it was read is null). UsageError
+/// for another kind of subject.
+nlohmann::json collect_dump(Subjects* unguarded, const std::string& subject,
+                            const Scenario& scenario);
+/// The dump as text: each buffer up to its last non-zero element, "?" for null.
+void print_dump(const nlohmann::json& events, std::ostream& out);
 int simulate_command(CommonOptions common, const SimulateOptions& options);
 /// capcheck reproduce of a `ccr1:` run token (simulate.cc).
 int reproduce_run(CommonOptions common, const std::string& token);

@@ -10,6 +10,8 @@
 #include <optional>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "capcheck/errors.h"
 #include "capcheck/harness.h"
 #include "commands.h"
@@ -18,75 +20,79 @@ namespace capcheck::cli {
 
 namespace {
 
+using nlohmann::json;
+
+// A buffer's values: numbers, null where a value is unknown (overwritten
+// since by a copy: the text shows "?").
+json buffer_values(Backend& backend, const Slice& slice) {
+  std::vector<std::int32_t> v(static_cast<std::size_t>(slice.count));
+  if (!v.empty()) backend.download(slice, v.data());
+  return json(v);
+}
+
 // "[10,17,27,37] then 508 zeros": a buffer up to its last non-zero element.
-std::string values_text(const std::vector<std::string>& values, std::size_t zeros) {
+std::string values_text(const json& values) {
+  std::size_t end = values.size();
+  while (end > 0 && values[end - 1].is_number() && values[end - 1].get<std::int64_t>() == 0) --end;
   std::string text = "[";
-  for (std::size_t i = 0; i < values.size(); ++i) text += (i ? "," : "") + values[i];
+  for (std::size_t i = 0; i < end; ++i) {
+    text += (i ? "," : "") + (values[i].is_null() ? std::string("?") : values[i].dump());
+  }
   text += "]";
+  const std::size_t zeros = values.size() - end;
   if (zeros > 0) text += fmt::format(" then {} zero{}", zeros, zeros == 1 ? "" : "s");
   return text;
 }
 
-std::string buffer_text(Backend& backend, const Slice& slice) {
-  std::vector<std::int32_t> v(static_cast<std::size_t>(slice.count));
-  if (!v.empty()) backend.download(slice, v.data());
-  std::size_t end = v.size();
-  while (end > 0 && v[end - 1] == 0) --end;
-  std::vector<std::string> shown;
-  for (std::size_t i = 0; i < end; ++i) shown.push_back(std::to_string(v[i]));
-  return values_text(shown, v.size() - end);
-}
-
-void print_buffers(std::ostream& out, Backend& backend, Subject& subject, const std::string& title) {
-  out << title << ":\n";
+json buffers(Backend& backend, Subject& subject) {
+  json out = json::array();
   std::set<std::string> shown;
   for (const NamedSlice& b : subject.persistent_buffers()) {
-    out << fmt::format("  {:<26} {}\n", b.name, buffer_text(backend, b.slice));
+    out.push_back({{"name", b.name}, {"values", buffer_values(backend, b.slice)}});
     shown.insert(b.name);
   }
   for (const NamedSlice& b : subject.static_inputs()) {
-    if (shown.count(b.name) == 0) out << fmt::format("  {:<26} {}\n", b.name, buffer_text(backend, b.slice));
+    if (shown.count(b.name) == 0) {
+      out.push_back({{"name", b.name}, {"values", buffer_values(backend, b.slice)}});
+    }
   }
+  return out;
 }
 
 // What each model step of `trace` that ran read: its slices as they were
 // when it ran (the buffers now, rewound through the ops after it).
-void print_model_steps(std::ostream& out, Backend& backend, const Trace& trace) {
+json model_steps(Backend& backend, const Trace& trace) {
   auto now = [&](Buffer buffer, std::int64_t index) {
     std::int32_t value = 0;
     backend.download(Slice{buffer, index, 1}, &value);
     return value;
   };
+  json steps = json::array();
   const auto& entries = trace.entries();
   for (std::size_t k = 0; k < entries.size(); ++k) {
     const TraceEntry& e = entries[k];
     if (e.op.kind != OpKind::kModelStep || e.mode == TraceMode::kRecorded) continue;
     auto read = [&](const Slice& s) {
-      std::vector<std::string> values;
+      json values = json::array();
       for (std::int64_t i = 0; i < s.count; ++i) {
         const auto v = trace.value_before(k, s.buffer, s.offset + i, now);
-        values.push_back(v ? std::to_string(*v) : "?");  // "?": overwritten since, by a copy
+        values.push_back(v ? json(*v) : json());
       }
-      std::size_t zeros = 0;
-      while (!values.empty() && values.back() == "0") {
-        values.pop_back();
-        ++zeros;
-      }
-      return values_text(values, zeros);
+      return values;
     };
-    out << "  the model step of '" << e.phase << "' (" << trace_mode_name(e.mode)
-        << ") computed with:\n"
-        << "    input_ids    " << read(e.op.src) << '\n'
-        << "    position_ids " << read(e.op.positions) << '\n'
-        << "    seq_ids      " << read(e.op.seq_ids) << '\n'
-        << "    kv_lens      " << read(e.op.kv_lens) << '\n';
+    steps.push_back({{"phase", e.phase},
+                     {"mode", std::string(trace_mode_name(e.mode))},
+                     {"input_ids", read(e.op.src)},
+                     {"position_ids", read(e.op.positions)},
+                     {"seq_ids", read(e.op.seq_ids)},
+                     {"kv_lens", read(e.op.kv_lens)}});
   }
+  return steps;
 }
 
 }  // namespace
 
-void print_dump(Subjects* unguarded, const std::string& subject, const Scenario& scenario,
-                std::ostream& out) {
+json collect_dump(Subjects* unguarded, const std::string& subject, const Scenario& scenario) {
   auto* harness = dynamic_cast<Harness*>(unguarded);
   if (harness == nullptr) {
     throw UsageError("--dump prints the buffers of an op-level subject (trtllm); subject " + subject +
@@ -96,10 +102,11 @@ void print_dump(Subjects* unguarded, const std::string& subject, const Scenario&
   Backend& backend = h.backend();
   constexpr const char* kBoundary = "(dump)";
   Subject* current = &h.graph_subject(scenario);
-  // The state after each phase: printed when the next one starts.
+  json events = json::array();
+  // The state after each phase: taken when the next one starts.
   h.on_phase([&](const char* ended, const char*) {
     if (*ended && std::string(ended) != kBoundary) {
-      print_buffers(out, backend, *current, std::string("after ") + ended);
+      events.push_back({{"after", ended}, {"buffers", buffers(backend, *current)}});
     }
   });
   struct Unwatch {
@@ -109,9 +116,7 @@ void print_dump(Subjects* unguarded, const std::string& subject, const Scenario&
       h.stop_trace();
     }
   } unwatch{h};
-  out << "--- dump: a capture and its first replay on a fresh graph instance, then an eager "
-         "forward on the reference instance\n";
-  // Runs `work` traced: the boundary prints the state after its last phase;
+  // Runs `work` traced: the boundary takes the state after its last phase;
   // then what it returned (when it returns logits) and what each of its
   // model steps computed with.
   auto traced = [&](const char* what, auto work) {
@@ -119,8 +124,9 @@ void print_dump(Subjects* unguarded, const std::string& subject, const Scenario&
     const std::optional<Slice> returned = work();
     backend.annotate(kBoundary);
     h.stop_trace();
-    if (returned) out << "  " << what << " returned logits " << buffer_text(backend, *returned) << '\n';
-    print_model_steps(out, backend, h.trace());
+    events.push_back({{"run", what},
+                      {"returned_logits", returned ? buffer_values(backend, *returned) : json()},
+                      {"model_steps", model_steps(backend, h.trace())}});
   };
   Subject& graph = *current;
   graph.prepare(scenario);
@@ -134,6 +140,33 @@ void print_dump(Subjects* unguarded, const std::string& subject, const Scenario&
   Subject& eager = *current;
   eager.prepare(scenario);
   traced("the eager forward", [&]() -> std::optional<Slice> { return eager.forward_eager(); });
+  return events;
+}
+
+void print_dump(const json& events, std::ostream& out) {
+  out << "--- dump: a capture and its first replay on a fresh graph instance, then an eager "
+         "forward on the reference instance\n";
+  for (const json& e : events) {
+    if (e.contains("after")) {
+      out << "after " << e["after"].get<std::string>() << ":\n";
+      for (const json& b : e["buffers"]) {
+        out << fmt::format("  {:<26} {}\n", b["name"].get<std::string>(), values_text(b["values"]));
+      }
+      continue;
+    }
+    if (!e["returned_logits"].is_null()) {
+      out << "  " << e["run"].get<std::string>() << " returned logits "
+          << values_text(e["returned_logits"]) << '\n';
+    }
+    for (const json& step : e["model_steps"]) {
+      out << "  the model step of '" << step["phase"].get<std::string>() << "' ("
+          << step["mode"].get<std::string>() << ") computed with:\n"
+          << "    input_ids    " << values_text(step["input_ids"]) << '\n'
+          << "    position_ids " << values_text(step["position_ids"]) << '\n'
+          << "    seq_ids      " << values_text(step["seq_ids"]) << '\n'
+          << "    kv_lens      " << values_text(step["kv_lens"]) << '\n';
+    }
+  }
   out << "--- end of dump\n";
 }
 
