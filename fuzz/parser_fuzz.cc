@@ -1,16 +1,20 @@
-// The parser fuzzer: every input ends in a Scenario or a capcheck::UsageError,
-// never another exception, a crash, a leak or undefined behaviour (run it
-// under ASan/UBSan: the `fuzz` preset). Each input goes three ways:
+// The parser fuzzer: every input ends in a Scenario (or an engine run) or a
+// capcheck::UsageError, never another exception, a crash, a leak or undefined
+// behaviour (run it under ASan/UBSan: the `fuzz` preset). Each input goes
+// five ways:
 //   1. as text to decode_token();
 //   2. as text to from_json();
 //   3. as the raw payload of a token: the harness appends the FNV-1a checksum
 //      and base64url-encodes it, so the varint reader and validate() behind
-//      the checksum are fuzzed too (random text almost never passes it).
+//      the checksum are fuzzed too (random text almost never passes it);
+//   4. as text to decode_run_token() (a `ccr1:` run token);
+//   5. as the raw payload of a run token, framed the same way.
 // Every scenario that comes back must survive both round trips:
 // decode_token(encode_token(s)) == s and from_json(to_json(s)) == s, and an
 // accepted JSON input must mean what it says: each of its fields
 // re-serializes exactly as to_json() writes the parsed scenario; and an
-// accepted token is canonical: encode_token(decode_token(t)) == t.
+// accepted token is canonical: encode_token(decode_token(t)) == t, and so is
+// an accepted run token: encode_run_token(decode_run_token(t)) == t.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -21,6 +25,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "capcheck/detail/token_codec.h"
+#include "capcheck/engine_run.h"
 #include "capcheck/errors.h"
 #include "capcheck/scenario.h"
 #include "capcheck/token.h"
@@ -160,6 +166,41 @@ void check_canonical(const char* path, const std::string& token, std::string_vie
 }  // namespace
 }  // namespace capcheck
 
+namespace capcheck {
+namespace {
+std::string wrap_run_payload(std::string_view payload) {
+  std::string bytes(payload);
+  detail::append_checksum(bytes);
+  return std::string(kRunTokenPrefix) + detail::base64url_encode(bytes);
+}
+
+// A run token decodes to a run or a UsageError; an accepted one is the
+// canonical encoding of its run, and names the subject its header does.
+void check_run_token(const char* path, const std::string& token, std::string_view input) {
+  EngineRun run;
+  try {
+    run = decode_run_token(token);
+  } catch (const UsageError&) {
+    return;
+  } catch (const std::exception& e) {
+    fail(path, std::string("threw a non-UsageError exception: ") + e.what(), input);
+  } catch (...) {
+    fail(path, "threw a non-exception object", input);
+  }
+  try {
+    const std::string again = encode_run_token(run);
+    if (again != token) {
+      fail(path, "an accepted run token is not the canonical encoding of its run: " + token +
+                     " encodes back to " + again, input);
+    }
+    if (run_token_subject(token) != run.subject) fail(path, "run_token_subject differs", input);
+  } catch (const std::exception& e) {
+    fail(path, std::string("re-encoding an accepted run threw: ") + e.what(), input);
+  }
+}
+}  // namespace
+}  // namespace capcheck
+
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   capcheck::check_wrap_payload_matches_library();
   return 0;
@@ -174,5 +215,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             wrap_payload(text), text);
   check_canonical("decode_token", text, text);
   check_canonical("decode_token(payload)", wrap_payload(text), text);
+  check_run_token("decode_run_token", text, text);
+  check_run_token("decode_run_token(payload)", wrap_run_payload(text), text);
   return 0;
 }
