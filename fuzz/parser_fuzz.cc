@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -76,19 +77,28 @@ void check_json_fields_kept(const Scenario& s, std::string_view input) {
   }
 }
 
-// Runs `parse` on `text`: a Scenario (then its round trips) or a UsageError.
+// What `parse` makes of `text`: its value, or nothing for a UsageError; any
+// other exception is a finding.
 template <typename Parse>
-void parse_one(const char* path, Parse parse, const std::string& text, std::string_view input) {
-  Scenario s;
+auto parsed(const char* path, Parse parse, const std::string& text, std::string_view input)
+    -> std::optional<decltype(parse(text))> {
   try {
-    s = parse(text);
+    return parse(text);
   } catch (const UsageError&) {
-    return;
+    return std::nullopt;
   } catch (const std::exception& e) {
     fail(path, std::string("threw a non-UsageError exception: ") + e.what(), input);
   } catch (...) {
     fail(path, "threw a non-exception object", input);
   }
+}
+
+// Runs `parse` on `text`: a Scenario (then its round trips) or a UsageError.
+template <typename Parse>
+void parse_one(const char* path, Parse parse, const std::string& text, std::string_view input) {
+  const std::optional<Scenario> parsed_scenario = parsed(path, parse, text, input);
+  if (!parsed_scenario) return;
+  const Scenario& s = *parsed_scenario;
   check_round_trips(path, s, input);
   if (std::string_view(path) == "from_json") check_json_fields_kept(s, input);
 }
@@ -169,24 +179,16 @@ void check_canonical(const char* path, const std::string& token, std::string_vie
 namespace capcheck {
 namespace {
 std::string wrap_run_payload(std::string_view payload) {
-  std::string bytes(payload);
-  detail::append_checksum(bytes);
-  return std::string(kRunTokenPrefix) + detail::base64url_encode(bytes);
+  return detail::frame(kRunTokenPrefix, payload);
 }
 
 // A run token decodes to a run or a UsageError; an accepted one is the
 // canonical encoding of its run, and names the subject its header does.
 void check_run_token(const char* path, const std::string& token, std::string_view input) {
-  EngineRun run;
-  try {
-    run = decode_run_token(token);
-  } catch (const UsageError&) {
-    return;
-  } catch (const std::exception& e) {
-    fail(path, std::string("threw a non-UsageError exception: ") + e.what(), input);
-  } catch (...) {
-    fail(path, "threw a non-exception object", input);
-  }
+  const std::optional<EngineRun> accepted =
+      parsed(path, [](const std::string& t) { return decode_run_token(t); }, token, input);
+  if (!accepted) return;
+  const EngineRun& run = *accepted;
   try {
     const std::string again = encode_run_token(run);
     if (again != token) {

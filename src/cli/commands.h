@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "capcheck/engine_run.h"
 #include "capcheck/generators.h"
 #include "capcheck/harness.h"
 #include "capcheck/properties.h"
@@ -58,6 +59,9 @@ struct OpenSubjects {
   CaseContext context;
   Subjects& get() { return *subjects; }
 };
+/// A factory of fresh subjects of `common`'s resolved subject (after
+/// open_subjects), one set per call: what an engine run replays on.
+SubjectsFactory fresh_subjects(const CommonOptions& common, const DecodedToken* token = nullptr);
 /// Resolves the subject (resolve_subject) and builds its subjects; a
 /// Harness (an op-level subject) gets its peers when backends_agree is
 /// selected, which is dropped with a note for a subject with one device per

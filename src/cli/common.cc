@@ -239,6 +239,14 @@ OpenSubjects open_subjects(CommonOptions& common, std::vector<const PropertyInfo
   return open;
 }
 
+SubjectsFactory fresh_subjects(const CommonOptions& common, const DecodedToken* token) {
+  return [common, token]() {
+    std::vector<const PropertyInfo*> none;
+    CommonOptions again = common;
+    return open_subjects(again, none, token).subjects;
+  };
+}
+
 void add_common(CLI::App* command, CommonOptions& common, bool properties) {
   command->add_option("--subject", common.subject,
                       "subject (see `list`): trtllm (default), trtllm-torch, trtllm-torch-mrope, "

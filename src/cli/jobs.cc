@@ -27,10 +27,9 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
-
-#include <algorithm>
 
 #include "capcheck/errors.h"
 #include "capcheck/token.h"
@@ -113,7 +112,6 @@ std::vector<RunResult> run_in_workers(Subjects& subjects,
     int from = -1;  // its standard output
     int to = -1;    // its standard input
     std::string pending;
-    bool busy = false;
     bool done = false;
   };
   // The units to hand out; a worker that finishes one gets the next: the unit
@@ -176,7 +174,7 @@ std::vector<RunResult> run_in_workers(Subjects& subjects,
     }
     ::close(out[1]);
     ::close(in[0]);
-    workers[static_cast<std::size_t>(j)] = Worker{pid, out[0], in[1], "", false, false};
+    workers[static_cast<std::size_t>(j)] = Worker{pid, out[0], in[1], "", false};
   }
   // Hands `w` the next unit, or tells it there is none (end of its input).
   auto dispatch = [&](Worker& w) {
@@ -198,7 +196,6 @@ std::vector<RunResult> run_in_workers(Subjects& subjects,
       w.to = -1;
       return;
     }
-    w.busy = true;
   };
   for (auto& w : workers) dispatch(w);
   bool forwarded = false;
@@ -256,7 +253,6 @@ std::vector<RunResult> run_in_workers(Subjects& subjects,
           cost[unit / plan.batches] = line["seconds"].get<double>();
         }
         units[unit] = std::move(line);
-        w.busy = false;
         dispatch(w);
       }
     }
@@ -281,7 +277,6 @@ std::vector<RunResult> run_in_workers(Subjects& subjects,
     RunResult r;
     r.property = std::string(properties[i]->name);
     r.seed = seeds[i];
-    bool ran_any = false;
     for (std::uint64_t b = 0; b < plan.batches; ++b) {
       const std::uint64_t unit = i * plan.batches + b;
       if (!plan.in_shard(unit)) {
@@ -294,7 +289,6 @@ std::vector<RunResult> run_in_workers(Subjects& subjects,
         break;
       }
       const nlohmann::json& u = found->second;
-      ran_any = true;
       r.cases_passed += u["cases_passed"].get<int>();
       r.regressions_passed += u["regressions_passed"].get<int>();
       r.seconds += u["seconds"].get<double>();
@@ -318,7 +312,6 @@ std::vector<RunResult> run_in_workers(Subjects& subjects,
       }
       if (r.stopped_by_request || r.stopped_by_deadline) break;
     }
-    if (!ran_any && r.cases_other_shards == 0) r.stopped_by_request = true;
     results.push_back(std::move(r));
   }
   return results;

@@ -63,6 +63,7 @@ void print_regression_draft(const RunResult& failure, const Scenario& scenario,
 int replay_run_regressions(const std::vector<RegressionEntry>& runs, const CommonOptions& common,
                            const CaseContext& context) {
   int failed = 0;
+  const SubjectsFactory fresh = fresh_subjects(common);
   for (const RegressionEntry& entry : runs) {
     EngineRun run;
     try {
@@ -70,11 +71,6 @@ int replay_run_regressions(const std::vector<RegressionEntry>& runs, const Commo
     } catch (const UsageError& e) {
       throw UsageError(entry.file + ":" + std::to_string(entry.line) + ": " + e.what());
     }
-    const SubjectsFactory fresh = [&common]() {
-      std::vector<const PropertyInfo*> none;
-      CommonOptions again = common;
-      return open_subjects(again, none).subjects;
-    };
     const RunOutcome outcome = replay_run(run, fresh);
     if (!outcome.failed()) continue;
     ++failed;
@@ -203,12 +199,10 @@ int run_command(CommonOptions common, const RunOptions& options) {
       (static_cast<std::uint64_t>(options.cases) + kCasesPerBatch - 1) / kCasesPerBatch;
   std::random_device entropy;
   std::vector<std::uint64_t> seeds;
-  if (!options.worker_seeds.empty()) {
-    // A --jobs worker runs with its parent's seeds.
-    for (const std::string& text : options.worker_seeds) seeds.push_back(std::stoull(text));
-    if (seeds.size() != properties.size()) {
-      throw UsageError("--worker-seed: one per property is needed");
-    }
+  // A --jobs worker runs with its parent's seeds.
+  for (const std::string& text : options.worker_seeds) seeds.push_back(std::stoull(text));
+  if (!options.worker_seeds.empty() && seeds.size() != properties.size()) {
+    throw UsageError("--worker-seed: one per property is needed");
   }
   for (const PropertyInfo* property : properties) {
     if (!options.worker_seeds.empty()) break;

@@ -13,20 +13,16 @@
 
 namespace capcheck::cli {
 
-// The first single-scenario property that fails on `scenario` alone, or null:
-// what makes the failing iteration's token reproduce.
 namespace {
 
+// The first single-scenario property that fails on `scenario` alone, or null:
+// what makes the failing iteration's token reproduce.
 const PropertyInfo* reproducing_property(Subjects& subjects, const Scenario& scenario) {
   for (const PropertyInfo& property : all_properties()) {
     if (property.canary || property.name == "backends_agree") continue;
     if (!check_property(property, subjects, scenario).passed) return &property;
   }
   return nullptr;
-}
-
-std::string run_reproduce_command(const std::string& token, const CaseContext& context) {
-  return reproduce_command_for_token(token, context, "");
 }
 
 // The failing run of a simulation: replayed from its record (it must fail
@@ -48,8 +44,8 @@ void report_failing_run(const EngineRun& recorded, const SubjectsFactory& fresh,
   for (const std::string& line : outcome.history) std::cout << "  " << line << '\n';
   for (const Verdict& v : outcome.failures) std::cout << format_verdict(v);
   std::cout << "failing step: " << outcome.label << '\n';
-  std::cout << "reproduce the run: " << run_reproduce_command(encode_run_token(run), context)
-            << '\n';
+  std::cout << "reproduce the run: "
+            << reproduce_command_for_token(encode_run_token(run), context, "") << '\n';
 }
 
 }  // namespace
@@ -90,11 +86,7 @@ int simulate_command(CommonOptions common, const SimulateOptions& o) {
   std::cout << "capcheck simulate: " << rerun.substr(std::string("capcheck simulate ").size())
             << '\n';
   RunRecorder recorder(context.subject, config);
-  const SubjectsFactory fresh = [&common]() {
-    std::vector<const PropertyInfo*> none;
-    CommonOptions again = common;
-    return open_subjects(again, none).subjects;
-  };
+  const SubjectsFactory fresh = fresh_subjects(common);
   auto report = [&](const std::vector<Verdict>& failures, const sim::Iteration* iteration) {
     for (const Verdict& v : failures) std::cout << format_verdict(v);
     if (iteration) {
@@ -179,13 +171,10 @@ int reproduce_run(CommonOptions common, const std::string& token) {
   if (!context.plugin.empty()) std::cout << "plugin: " << context.plugin << '\n';
   std::cout << "backend: " << common.backend << '\n';
   std::cout << "run: " << summarize(run) << '\n';
+  // The subjects opened above serve the replay; a second one would get new ones.
   std::unique_ptr<Subjects> first = std::move(open.subjects);
-  const SubjectsFactory fresh = [&]() {
-    if (first) return std::move(first);
-    std::vector<const PropertyInfo*> again;
-    CommonOptions copy = common;
-    return open_subjects(copy, again, &names).subjects;
-  };
+  const SubjectsFactory again = fresh_subjects(common, &names);
+  const SubjectsFactory fresh = [&]() { return first ? std::move(first) : again(); };
   const RunOutcome outcome = replay_run(run, fresh);
   for (const std::string& line : outcome.history) std::cout << "  " << line << '\n';
   for (const Verdict& v : outcome.failures) std::cout << format_verdict(v);

@@ -97,10 +97,6 @@ std::string failing_step_label(const sim::Iteration& it, const Verdict& first) {
 
 }  // namespace
 
-bool is_run_token(std::string_view token) {
-  return token.substr(0, kRunTokenPrefix.size()) == kRunTokenPrefix;
-}
-
 std::string encode_run_token(const EngineRun& run) {
   sim::validate(run.config);
   validate(run.subject);
@@ -125,9 +121,7 @@ std::string encode_run_token(const EngineRun& run) {
       case RunStep::Kind::kClearGraphs: break;
     }
   }
-  std::string bytes = w.payload();
-  detail::append_checksum(bytes);
-  return std::string(kRunTokenPrefix) + detail::base64url_encode(bytes);
+  return detail::frame(kRunTokenPrefix, w.payload());
 }
 
 EngineRun decode_run_token(std::string_view token) {
@@ -185,7 +179,6 @@ RunOutcome replay_run(const EngineRun& run, const SubjectsFactory& subjects) {
   for (std::size_t i = 0; i < run.steps.size(); ++i) {
     const RunStep& step = run.steps[i];
     sim::Engine& engine = runner.engine();
-    ++out.steps_run;
     try {
       switch (step.kind) {
         case RunStep::Kind::kAddRequest:

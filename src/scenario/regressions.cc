@@ -88,7 +88,7 @@ std::vector<RegressionEntry> load_regressions(const std::string& directory,
         continue;
       }
       try {
-        if (line.compare(0, kRunTokenPrefix.size(), kRunTokenPrefix) == 0) {
+        if (is_run_token(line)) {
           entries.push_back(RegressionEntry{Scenario{}, path.string(), number, comment,
                                             run_token_subject(line), true, line});
         } else {

@@ -86,11 +86,7 @@ SubjectRef read_subject(TokenReader& r) {
   return subject;
 }
 
-std::string frame_token_payload(std::string_view payload) {
-  std::string bytes(payload);
-  detail::append_checksum(bytes);
-  return std::string(kTokenPrefix) + detail::base64url_encode(bytes);
-}
+std::string frame_token_payload(std::string_view payload) { return frame(kTokenPrefix, payload); }
 
 std::string encode_token_v1(const Scenario& s) {
   validate(s);
@@ -101,9 +97,7 @@ std::string encode_token_v1(const Scenario& s) {
 }
 
 std::string frame_token_payload_v1(std::string_view payload) {
-  std::string bytes(payload);
-  detail::append_checksum(bytes);
-  return std::string(kTokenPrefixV1) + detail::base64url_encode(bytes);
+  return frame(kTokenPrefixV1, payload);
 }
 }  // namespace detail
 
@@ -171,7 +165,7 @@ std::string detail::run_token_payload(std::string_view token) {
     throw UsageError("invalid run token: " + std::to_string(token.size()) +
                      " characters, above the limit " + std::to_string(kTokenLengthMax));
   }
-  if (token.substr(0, kRunTokenPrefix.size()) != kRunTokenPrefix) {
+  if (!is_run_token(token)) {
     throw UsageError("invalid run token: it must start with '" + std::string(kRunTokenPrefix) +
                      "' (got '" + std::string(token.substr(0, 12)) + "')");
   }
@@ -187,6 +181,10 @@ SubjectRef detail::read_run_header(TokenReader& r) {
                      " (expected " + std::to_string(detail::kRunFormatVersion) + ")");
   }
   return detail::read_subject(r);
+}
+
+bool is_run_token(std::string_view token) {
+  return token.substr(0, kRunTokenPrefix.size()) == kRunTokenPrefix;
 }
 
 SubjectRef run_token_subject(std::string_view token) {

@@ -66,9 +66,11 @@ std::string base64url_decode(std::string_view text, std::size_t prefix_size) {
   return out;
 }
 
-void append_checksum(std::string& bytes) {
+std::string frame(std::string_view prefix, std::string_view payload) {
+  std::string bytes(payload);
   const std::uint32_t sum = fnv1a32(bytes);
   for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<char>((sum >> (8 * i)) & 0xFFu));
+  return std::string(prefix) + base64url_encode(bytes);
 }
 
 }  // namespace capcheck::detail

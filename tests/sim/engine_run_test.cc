@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "capcheck/engine_commands.h"
 #include "capcheck/engine_run.h"
 #include "capcheck/errors.h"
 #include "capcheck/harness.h"
@@ -19,16 +20,9 @@ SubjectsFactory op_level() {
   return [] { return std::make_unique<Harness>(make_sim_backend(), make_trtllm_subject); };
 }
 
+// The stateful suite's engine, lazy capture, no draft loop.
 sim::EngineConfig small_engine(Protocol protocol, Mutant mutant = Mutant::kNone) {
-  sim::EngineConfig c;
-  c.max_batch_size = 8;
-  c.max_num_tokens = 64;
-  c.max_seq_len = 256;
-  c.draft_len = 2;
-  c.chunk_size = 16;
-  c.capture = sim::CapturePolicy::kLazy;
-  c.draft_loop = false;
-  c.protocol = protocol;
+  sim::EngineConfig c = stateful_engine_config(protocol, sim::CapturePolicy::kLazy, false, 0);
   c.mutant = mutant;
   return c;
 }

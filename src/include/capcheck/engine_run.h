@@ -59,8 +59,6 @@ std::string encode_run_token(const EngineRun& run);
 /// UsageError naming what is wrong (prefix, framing, checksum, a field, a
 /// configuration the simulator refuses).
 EngineRun decode_run_token(std::string_view token);
-/// True when `token` starts with kRunTokenPrefix.
-bool is_run_token(std::string_view token);
 
 /// What replaying a run found: the first step that failed, or none.
 struct RunOutcome {
@@ -76,8 +74,7 @@ struct RunOutcome {
   std::optional<Scenario> scenario;
   /// One line per step run, as `capcheck simulate` prints them.
   std::vector<std::string> history;
-  /// Steps that ran, iterations that ran (idle ones not counted).
-  int steps_run = 0;
+  /// Iterations that ran (idle ones not counted).
   int iterations = 0;
 };
 

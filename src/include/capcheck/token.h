@@ -68,6 +68,8 @@ DecodedToken decode_subject_token(std::string_view token);
 /// The scenario of a token, whatever subject it names.
 Scenario decode_token(std::string_view token);
 
+/// True when `token` starts with kRunTokenPrefix.
+bool is_run_token(std::string_view token);
 /// The subject a `ccr1:` run token names, read from its framing (prefix,
 /// alphabet, checksum) and header; the rest is engine_run.h's to decode.
 /// UsageError as decode_subject_token.

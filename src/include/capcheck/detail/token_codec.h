@@ -23,8 +23,9 @@ std::string base64url_encode(const std::string& bytes);
 /// `prefix_size` characters), a length that no encoding has, or a last
 /// character with nonzero unused bits.
 std::string base64url_decode(std::string_view text, std::size_t prefix_size);
-/// Appends the FNV-1a checksum of `bytes`, little-endian.
-void append_checksum(std::string& bytes);
+/// `prefix` + base64url(payload + its FNV-1a checksum, little-endian): the
+/// framing of every token.
+std::string frame(std::string_view prefix, std::string_view payload);
 
 /// Builds a token payload field by field.
 class TokenWriter {
