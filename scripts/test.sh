@@ -15,4 +15,6 @@ bash scripts/consumer.sh build/ci
 # The Python package as a wheel, installed and run from outside the tree.
 if compgen -G "build/ci/python/capcheck/_capcheck*.so" >/dev/null; then
   bash scripts/wheel.sh build/ci build/ci/dist
+  # `pip install .` through the in-tree build backend, told to use build/ci as it is.
+  bash scripts/wheel.sh --pip build/ci
 fi
