@@ -508,19 +508,20 @@ TEST_P(Conformance, FreedOrReallocatedBufferIsDanglingAtReplay) {
   backend_->free(b);
   expect_error(thrown_by([&] { backend_->replay(graph); }), BackendErrorKind::kDanglingBuffer,
                dangling("add", "b"));
-  // A new buffer in the freed slot is still not the captured one.
+  // A new buffer in the freed slot is still not the captured one, and the
+  // report names the freed buffer, not the one that reuses its slot.
   const Buffer reused = buffer("reused", {7, 7, 7});
   EXPECT_EQ(reused.slot, b.slot);
   EXPECT_NE(reused.generation, b.generation);
   expect_error(thrown_by([&] { backend_->replay(graph); }), BackendErrorKind::kDanglingBuffer,
-               dangling("add", "reused"));
+               dangling("add", "b"));
   EXPECT_EQ(read(a), (Values{1, 2, 3}));
   EXPECT_EQ(read(reused), (Values{7, 7, 7}));
   // The stale handle is dangling eagerly too.
   expect_error(thrown_by([&] { backend_->fill(whole(b), 1); }), BackendErrorKind::kDanglingBuffer,
-               dangling("fill", "reused"));
+               dangling("fill", "b"));
   expect_error(thrown_by([&] { backend_->free(b); }), BackendErrorKind::kDanglingBuffer,
-               dangling("free", "reused"));
+               dangling("free", "b"));
   EXPECT_EQ(read(reused), (Values{7, 7, 7}));
 }
 

@@ -303,20 +303,22 @@ TEST(Cli, MutantsMatrixHasNoSurvivor) {
 
 // With two properties only, padded-rows-not-inert (killed by padding_is_inert
 // and bucket_reuse_matches_eager alone), stale-offsets,
-// cache-key-without-draft-len, capture-override-leaks, offset-misalignment and
-// host-value-baked survive: exit 1, counted in --json.
+// cache-key-without-draft-len, capture-override-leaks, offset-misalignment,
+// host-value-baked, realloc-after-capture and pool-output-alias (both killed by
+// graph_outputs_survive_other_replays alone) survive: exit 1, counted in --json.
 TEST(Cli, MutantsJsonCountsASurvivor) {
   const Outcome o = capcheck("mutants --json --cases 50 --property capture_preserves_inputs "
                              "--property replays_match_eager");
   EXPECT_EQ(o.exit_code, 1) << o.output;
   EXPECT_CONTAINS(o.output, "\"mutant\": \"replay-without-prepare\"");
-  EXPECT_CONTAINS(o.output, "\"survivors\": 6");
+  EXPECT_CONTAINS(o.output, "\"survivors\": 8");
   EXPECT_CONTAINS(o.output, "\"shrunk\": {");
   const Outcome text = capcheck("mutants --cases 50 --property capture_preserves_inputs "
                                 "--property replays_match_eager");
   EXPECT_EQ(text.exit_code, 1) << text.output;
   for (const std::string mutant : {"padded-rows-not-inert", "stale-offsets", "cache-key-without-draft-len",
-                                   "capture-override-leaks", "offset-misalignment", "host-value-baked"}) {
+                                   "capture-override-leaks", "offset-misalignment", "host-value-baked",
+                                   "realloc-after-capture", "pool-output-alias"}) {
     EXPECT_TRUE(std::regex_search(text.output, std::regex("mutant " + mutant + " +\\. +\\.  SURVIVED")))
         << mutant << "\n" << text.output;
   }
@@ -438,6 +440,23 @@ TEST(Cli, JobsGiveTheResultsOfOneProcess) {
   EXPECT_EQ(json.exit_code, 2) << json.output;
   EXPECT_CONTAINS(json.output, "with --jobs each worker has its own");
   EXPECT_EQ(capcheck("run --jobs 0").exit_code, 2);
+}
+
+// Note [lockstep]: with one seed the properties check each scenario in turn
+// (sharing its capture); --json keeps them one after another. The same table,
+// failures and tokens either way.
+TEST(Cli, LockstepGivesTheResultsOfOnePropertyAfterAnother) {
+  const std::string dir = temp_dir("lockstep");
+  for (const std::string protocol : {"reference", "seed-pr"}) {
+    const std::string run = "run --protocol " + protocol + " --seed 6 --cases 1500 --in-flight none " +
+                            "-p capture_preserves_inputs -p first_replay_matches_eager "
+                            "-p replays_match_eager";
+    const Outcome together = capcheck(run);
+    const Outcome apart = capcheck(run + " --json " + dir + "/" + protocol + ".jsonl");
+    EXPECT_EQ(together.exit_code, protocol == "reference" ? 0 : 1) << together.output;
+    EXPECT_EQ(apart.exit_code, together.exit_code) << apart.output;
+    EXPECT_EQ(without_times(together.output), without_times(apart.output)) << protocol;
+  }
 }
 
 // check --json FILE: the scenario, the verdicts and the --dump as one JSON

@@ -34,7 +34,7 @@ const char* const kProperties[] = {"capture_preserves_inputs",       "first_repl
                                    "replays_match_eager",            "padding_is_inert",
                                    "static_inputs_fully_copied",     "replays_track_new_offsets",
                                    "bucket_reuse_matches_eager",     "graph_cache_keys_distinct",
-                                   "capture_state_does_not_leak"};
+                                   "capture_state_does_not_leak",    "graph_outputs_survive_other_replays"};
 
 TEST(Properties, ReferenceWithoutMutantPassesEveryProperty) {
   Harness harness(make_sim_backend(), make_trtllm_subject);
@@ -60,7 +60,7 @@ TEST(Properties, EachProtocolAndMutantIsKilledByTheExpectedProperties) {
                     replays = "replays_match_eager", padding = "padding_is_inert",
                     statics = "static_inputs_fully_copied", tracks = "replays_track_new_offsets",
                     bucket = "bucket_reuse_matches_eager", keys = "graph_cache_keys_distinct",
-                    leak = "capture_state_does_not_leak";
+                    leak = "capture_state_does_not_leak", outputs = "graph_outputs_survive_other_replays";
   const std::vector<Expectation> table = {
       // Without the draft loop (the bug of PR #7373 alone).
       {false, Protocol::kReference, Mutant::kNone, {}},
@@ -89,6 +89,11 @@ TEST(Properties, EachProtocolAndMutantIsKilledByTheExpectedProperties) {
       {true, Protocol::kReference, Mutant::kOffsetMisalignment, {padding, bucket}},
       // A count baked at capture shows only when the key serves another composition.
       {true, Protocol::kReference, Mutant::kHostValueBaked, {bucket}},
+      // Only a replay of an earlier key after a larger batch's prepare meets the
+      // freed kv_lens (rule 5).
+      {true, Protocol::kReference, Mutant::kReallocAfterCapture, {outputs}},
+      // Only a second key's replay overwrites an output given back to the pool (rule 6).
+      {true, Protocol::kReference, Mutant::kPoolOutputAlias, {outputs}},
   };
   Harness harness(make_sim_backend(), make_trtllm_subject);
   std::map<std::string, int> kills;
@@ -264,6 +269,112 @@ TEST(Observations, ADifferentSizeOrTypeIsADifference) {
   floats.type = ElementType::kFloat32;
   EXPECT_TRUE(first_difference(ints({1, 2}), floats, &m));
   EXPECT_EQ(m.location, "logits (element type)");
+}
+
+// Note [shared capture]: counts the captures the subject itself runs.
+class CountingSubjects final : public Subjects {
+ public:
+  class CountingInstance final : public Instance {
+   public:
+    explicit CountingInstance(int& captures) : captures_(captures) {}
+    Instance* inner = nullptr;
+    void prepare(const Scenario& s) override { inner->prepare(s); }
+    void preprocess() override { inner->preprocess(); }
+    void postprocess() override { inner->postprocess(); }
+    void capture() override {
+      ++captures_;
+      inner->capture();
+    }
+    void replay(Outputs& o) override { inner->replay(o); }
+    void forward_eager(Outputs& o) override { inner->forward_eager(o); }
+    void snapshot(Snapshot& into) override { inner->snapshot(into); }
+    void poison_static_inputs(std::int32_t pattern) override { inner->poison_static_inputs(pattern); }
+
+   private:
+    int& captures_;
+  };
+
+  Instance& graph(const Scenario& s) override {
+    graph_.inner = &harness_.graph(s);
+    return graph_;
+  }
+  Instance& eager(const Scenario& s) override { return harness_.eager(s); }
+  std::vector<Subjects*> peer_subjects() override { return {}; }
+  std::string device_name() const override { return "sim"; }
+  void abandon_capture() override { harness_.abandon_capture(); }
+
+  int captures = 0;
+
+ private:
+  Harness harness_{make_sim_backend(), make_trtllm_subject};
+  CountingInstance graph_{captures};
+};
+
+Scenario generated_scenario(Protocol protocol) {
+  GenOptions options;
+  options.protocol = protocol;
+  return gen_scenario(options)(rc::Random(42), 30).value();
+}
+
+TEST(SharedCapture, TheNextPropertyOnTheSameScenarioReusesTheCapture) {
+  CountingSubjects counting;
+  const auto guarded = guard_subjects(counting);
+  const Scenario s = generated_scenario(Protocol::kSeedPr);
+  const Verdict fresh_f = check_property(find_property("first_replay_matches_eager"), counting, s);
+  ASSERT_EQ(counting.captures, 1);
+  check_property(find_property("capture_preserves_inputs"), *guarded, s);
+  ASSERT_EQ(counting.captures, 2);
+  const Verdict shared_f = check_property(find_property("first_replay_matches_eager"), *guarded, s);
+  EXPECT_EQ(counting.captures, 2);  // reused
+  EXPECT_EQ(shared_f.passed, fresh_f.passed);
+  EXPECT_EQ(shared_f.message, fresh_f.message);
+  // The replay made the stage unknown: the next one captures.
+  check_property(find_property("first_replay_matches_eager"), *guarded, s);
+  EXPECT_EQ(counting.captures, 3);
+}
+
+TEST(SharedCapture, AnotherScenarioOrAnyOtherCallCapturesAgain) {
+  CountingSubjects counting;
+  const auto guarded = guard_subjects(counting);
+  const Scenario s = generated_scenario(Protocol::kReference);
+  Scenario other = s;
+  other.warmups_count = s.warmups_count == 0 ? 1 : 0;
+  const PropertyInfo& capture = find_property("capture_preserves_inputs");
+  const PropertyInfo& first = find_property("first_replay_matches_eager");
+  check_property(capture, *guarded, s);
+  check_property(first, *guarded, other);
+  EXPECT_EQ(counting.captures, 2);
+  check_property(capture, *guarded, s);
+  guarded->eager(s);
+  check_property(first, *guarded, s);
+  EXPECT_EQ(counting.captures, 4);
+  check_property(capture, *guarded, s);
+  guarded->set_explanations(true);
+  check_property(first, *guarded, s);
+  EXPECT_EQ(counting.captures, 6);
+}
+
+// Note [lockstep]: the same results as one property after another.
+TEST(Lockstep, GivesTheResultsOfOnePropertyAfterAnother) {
+  Harness harness(make_sim_backend(), make_trtllm_subject);
+  const std::vector<const PropertyInfo*> properties = {&find_property("capture_preserves_inputs"),
+                                                       &find_property("first_replay_matches_eager"),
+                                                       &find_property("replays_match_eager")};
+  RunConfig config;
+  config.cases = 1200;  // two batches
+  config.seed = 11;
+  const auto together = run_lockstep(harness, properties, config);
+  ASSERT_TRUE(together.has_value());
+  for (std::size_t i = 0; i < properties.size(); ++i) {
+    const RunResult alone = run_property(harness, *properties[i], config);
+    EXPECT_TRUE((*together)[i].passed);
+    EXPECT_EQ((*together)[i].property, alone.property);
+    EXPECT_EQ((*together)[i].cases_passed, alone.cases_passed);
+    EXPECT_EQ((*together)[i].cases_passed, 1200);
+  }
+  // A failure: nothing, so that each runs alone and shrinks as alone.
+  config.gen.protocol = Protocol::kSeedPr;
+  EXPECT_FALSE(run_lockstep(harness, properties, config).has_value());
 }
 
 }  // namespace

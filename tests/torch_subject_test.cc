@@ -200,7 +200,11 @@ TEST_P(TorchSubjectTest, VerdictsAgreeWithTheOpLevelSubject) {
   }
   std::vector<std::pair<Protocol, Mutant>> variants;
   for (int p = 0; p < kProtocolCount; ++p) variants.emplace_back(static_cast<Protocol>(p), Mutant::kNone);
-  for (int m = 1; m < kMutantCount; ++m) variants.emplace_back(Protocol::kReference, static_cast<Mutant>(m));
+  for (int m = 1; m < kMutantCount; ++m) {
+    // The LibTorch runner does not implement realloc-after-capture (its entry says so).
+    if (static_cast<Mutant>(m) == Mutant::kReallocAfterCapture) continue;
+    variants.emplace_back(Protocol::kReference, static_cast<Mutant>(m));
+  }
   for (const auto& [protocol, mutant] : variants) {
     GenOptions gen;
     gen.protocol = protocol;

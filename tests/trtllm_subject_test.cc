@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "capcheck/harness.h"
+#include "capcheck/properties.h"
 #include "capcheck/sim_backend.h"
 #include "capcheck/token.h"
 #include "capcheck/trtllm_subject.h"
@@ -154,6 +155,45 @@ TEST_F(TrtllmSubjectTest, HarnessGrowsItsSubjectsForLargerScenarios) {
   s.num_accepted_tokens.assign(100, 0);
   Subject& subject = harness.graph_subject(s);
   EXPECT_NO_THROW(subject.prepare(s));
+}
+
+}  // namespace
+}  // namespace capcheck
+
+namespace capcheck {
+namespace {
+
+Verdict outputs_survive(Mutant mutant) {
+  Scenario s = from_json(test::data_file("h200_seed_pr.json"));
+  s.protocol = Protocol::kReference;
+  s.mutant = mutant;
+  Harness harness(make_sim_backend(), make_trtllm_subject);
+  return check_property(find_property("graph_outputs_survive_other_replays"), harness, s);
+}
+
+bool mentions(const Verdict& v, const std::string& text) {
+  if (v.message.find(text) != std::string::npos) return true;
+  for (const auto& note : v.notes) {
+    if (note.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// Each key's output is its own block of the shared pool; the mutant gives it
+// back after capture, and the second key's capture takes it (rule 6).
+TEST(TrtllmSubjectPool, AnOutputGivenBackToThePoolIsOverwrittenByTheNextKey) {
+  EXPECT_TRUE(outputs_survive(Mutant::kNone).passed);
+  const Verdict v = outputs_survive(Mutant::kPoolOutputAlias);
+  ASSERT_FALSE(v.passed);
+  EXPECT_TRUE(mentions(v, "capture rule 6")) << format_verdict(v);
+}
+
+// The second key has one request more: the mutant reallocates kv_lens_cuda
+// for it, and the first key's graph refers to the freed buffer (rule 5).
+TEST(TrtllmSubjectPool, KvLensReallocatedAfterACaptureLeavesItsGraphDangling) {
+  const Verdict v = outputs_survive(Mutant::kReallocAfterCapture);
+  ASSERT_FALSE(v.passed);
+  EXPECT_TRUE(mentions(v, "kv_lens_cuda' was freed or reallocated")) << format_verdict(v);
 }
 
 }  // namespace

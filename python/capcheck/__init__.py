@@ -34,14 +34,14 @@ import contextlib
 from . import _capcheck
 from ._capcheck import (CaptureError, Graph, Scenario, SubjectConfig, annotate,
                         cuda_graphs_available, decode_token, encode_token, graph_pool_handle,
-                        is_current_stream_capturing, synchronize)
+                        is_current_stream_capturing, synchronize, weak_ref_tensor)
 from ._shim import emulated_cuda
 
 __all__ = [
     "CaptureError", "CapcheckError", "Graph", "Option", "PropertyFailed", "Result", "Scenario",
     "SubjectConfig", "annotate", "check", "cuda_graphs_available", "decode_token",
     "emulated_cuda", "encode_token", "graph_pool_handle", "is_current_stream_capturing", "main",
-    "register_subject", "reproduce", "run", "subject", "synchronize",
+    "register_subject", "reproduce", "run", "subject", "synchronize", "weak_ref_tensor",
 ]
 
 # Exit codes of the command line (the C++ ExitCode).
@@ -85,7 +85,8 @@ class Option:
 
 
 def register_subject(name, factory, *, description="", options=(), fields=None,
-                     builtin_scenarios=None, ranges=None, plugin=None):
+                     builtin_scenarios=None, ranges=None, plugin=None,
+                     unimplemented_mutants=()):
     """Registers `factory` (a class, or a function of a SubjectConfig that
     returns a subject) as subject `name`, on the devices "emulator" (CPU
     tensors, the capture emulator; the default) and "cuda".
@@ -96,7 +97,9 @@ def register_subject(name, factory, *, description="", options=(), fields=None,
     "protocol" is among its fields. ranges: the built-in generator narrowed for
     this subject, e.g. {"draft_loop": False, "batch_size_max": 16} (also
     draft_len_max, warmups_max, require_chunked). plugin: the file that registers it, for
-    reproduce lines (default: the file that defines `factory`)."""
+    reproduce lines (default: the file that defines `factory`). unimplemented_mutants:
+    names of built-in mutants the subject does not implement (`--mutant` refuses them,
+    `capcheck mutants` leaves them out)."""
     if plugin is None:
         try:
             plugin = os.path.realpath(inspect.getfile(factory))
@@ -111,7 +114,7 @@ def register_subject(name, factory, *, description="", options=(), fields=None,
         pass
     _capcheck.register_subject(name, factory, description or (factory.__doc__ or "").strip().split("\n")[0],
                                opts, None if fields is None else list(fields), bool(builtin_scenarios),
-                               plugin, dict(ranges or {}))
+                               plugin, dict(ranges or {}), list(unimplemented_mutants))
     return factory
 
 

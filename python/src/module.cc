@@ -226,7 +226,8 @@ void register_python_subject(const std::string& name, py::object factory,
                                                           std::string>>& options,
                              const std::optional<std::vector<std::string>>& fields,
                              bool builtin_scenarios, const std::string& plugin,
-                             const std::map<std::string, py::object>& ranges) {
+                             const std::map<std::string, py::object>& ranges,
+                             const std::vector<std::string>& unimplemented_mutants) {
   // Kept for the process's life: the registry outlives the interpreter's teardown.
   auto* held = new py::object(std::move(factory));
   std::vector<SubjectOption> declared;
@@ -254,6 +255,9 @@ void register_python_subject(const std::string& name, py::object factory,
       },
       std::move(declared));
   if (fields) entry.fields = parse_fields(*fields);
+  for (const std::string& mutant : unimplemented_mutants) {
+    entry.unimplemented_mutants.push_back(parse_mutant(mutant));
+  }
   if (!ranges.empty()) {
     // The subject's scenarios: the built-in generator with some ranges
     // narrowed (a transformation of gen_scenario; shrinking is its own).
@@ -390,7 +394,7 @@ PYBIND11_MODULE(_capcheck, m) {
 
   m.def("register_subject", &register_python_subject, py::arg("name"), py::arg("factory"),
         py::arg("description"), py::arg("options"), py::arg("fields"), py::arg("builtin_scenarios"),
-        py::arg("plugin"), py::arg("ranges"));
+        py::arg("plugin"), py::arg("ranges"), py::arg("unimplemented_mutants"));
   m.def("registered_subjects", [] {
     std::vector<std::string> names;
     for (const SubjectEntry* e : registered_subjects()) names.push_back(e->name);
@@ -438,6 +442,14 @@ PYBIND11_MODULE(_capcheck, m) {
       .def("recorded_ops", &tg::CUDAGraph::recorded_ops);
   m.def("graph_pool_handle", [](const std::string& device) { return tg::graph_pool_handle(graph_device(device)); },
         py::arg("device") = "emulator");
+  m.def("weak_ref_tensor", [](const at::Tensor& t) {
+    // No storage ownership: the block is free for the allocator (or a graph
+    // pool) to hand out again while this alias still points at it.
+    return at::from_blob(t.data_ptr(), t.sizes(), t.strides(), t.options());
+  }, py::arg("tensor"),
+        "a tensor over `tensor`'s memory that does not keep it alive (the weak-reference "
+        "pattern of runners that save pool memory; reading it after the owner is gone reads "
+        "whatever now holds the block)");
   m.def("is_current_stream_capturing", &tg::is_current_stream_capturing);
   m.def("synchronize", &tg::synchronize,
         "a host synchronization: invalidates an open emulated capture (900), as on CUDA");

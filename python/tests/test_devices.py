@@ -16,7 +16,7 @@ RUNS = [dict(protocol=p) for p in ("reference", "pre-fix", "seed-pr", "snapshot-
                              "padded-rows-not-inert", "replay-without-prepare",
                              "stale-offsets", "cache-key-without-draft-len",
                              "capture-override-leaks", "offset-misalignment",
-                             "host-value-baked")]
+                             "host-value-baked", "pool-output-alias")]
 
 
 def verdicts(device, run, path):

@@ -79,7 +79,7 @@ def test_the_token_reproduces_from_python_and_from_the_cli(capcheck_device, tmp_
                                     "padded-rows-not-inert", "replay-without-prepare",
                                     "stale-offsets", "cache-key-without-draft-len",
                                     "capture-override-leaks", "offset-misalignment",
-                                    "host-value-baked"])
+                                    "host-value-baked", "pool-output-alias"])
 def test_every_mutant_is_killed(mutant, capcheck_device):
     result = capcheck.run("py-trtllm", mutant=mutant, seed=SEED, cases=300, device=capcheck_device)
     assert result.code == 1, result.output
@@ -109,3 +109,10 @@ def test_json_lines_name_the_python_subject(tmp_path, capcheck_device):
                    device=capcheck_device)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(lines) == 20 and {line["subject"] for line in lines} == {"py-trtllm"}
+
+
+def test_a_mutant_the_runner_does_not_implement_is_refused(capcheck_device):
+    # realloc-after-capture is the op-level subject's: running it here would change nothing.
+    result = capcheck.run("py-trtllm", mutant="realloc-after-capture", cases=10, device=capcheck_device)
+    assert result.code == capcheck.EXIT_USAGE, result.output
+    assert "does not implement mutant realloc-after-capture" in result.output

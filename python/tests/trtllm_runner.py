@@ -27,7 +27,9 @@ import capcheck
 EMBEDDING_ROWS = 1024
 
 
-@capcheck.subject("py-trtllm", description="TensorRT-LLM's capture path in PyTorch (Python)")
+# Its kv_lens is never reallocated: the realloc-after-capture mutant is the op-level subject's.
+@capcheck.subject("py-trtllm", description="TensorRT-LLM's capture path in PyTorch (Python)",
+                  unimplemented_mutants=["realloc-after-capture"])
 class TrtllmRunner:
     def __init__(self, config):
         self.device = config.device
@@ -225,6 +227,10 @@ class TrtllmRunner:
                 output = self._forward_static()
         finally:
             self.forward_reads_static = s.mutant == "capture-override-leaks"
+        if s.mutant == "pool-output-alias":
+            # Only a weak reference to the output is kept: the pool sees its
+            # block as free and hands it to the next key's capture.
+            output = capcheck.weak_ref_tensor(output)
         self.graphs[self._cache_index(s)] = (graph, output)
         if protocol in ("seed-pr", "snapshot-restore"):
             self._update_inputs(self.static_position_ids, -1)

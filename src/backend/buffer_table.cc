@@ -19,6 +19,10 @@ Buffer BufferTable::add(std::string_view label, std::int64_t count) {
     slots_.emplace_back();
   }
   SlotInfo& info = slots_[slot];
+  if (info.generation != 0) {
+    info.previous_generation = info.generation;
+    info.previous_label = std::move(info.label);
+  }
   info.generation = next_generation_++;
   info.live = true;
   info.size = count;
@@ -35,6 +39,7 @@ void BufferTable::remove(Buffer buffer) {
 std::string BufferTable::label(Buffer buffer) const {
   if (buffer.slot >= slots_.size()) return "<unknown buffer>";
   const SlotInfo& info = slots_[buffer.slot];
+  if (buffer.generation == info.previous_generation) return info.previous_label + " (freed)";
   if (!info.live || info.generation != buffer.generation) return info.label + " (freed)";
   return info.label;
 }
@@ -51,8 +56,13 @@ void BufferTable::check_live(const Buffer& buffer, const char* call, SourceLocat
   }
   const SlotInfo& info = slots_[buffer.slot];
   if (!info.live || info.generation != buffer.generation) {
+    const std::string& label = buffer.generation == info.generation            ? info.label
+                               : buffer.generation == info.previous_generation ? info.previous_label
+                                                                               : std::string();
     throw_backend_error(BackendErrorKind::kDanglingBuffer, call,
-         "buffer '" + info.label + "' was freed or reallocated", where);
+                        (label.empty() ? std::string("a buffer") : "buffer '" + label + "'") +
+                            " was freed or reallocated",
+                        where);
   }
 }
 

@@ -21,6 +21,13 @@ int list_command(const std::vector<std::string>& plugins) {
     if (subject->fields != kAllScenarioFields) {
       std::cout << fmt::format("  {:<20}   reads: {}\n", "", scenario_field_names(subject->fields));
     }
+    if (!subject->unimplemented_mutants.empty()) {
+      std::string missing;
+      for (Mutant m : subject->unimplemented_mutants) {
+        missing += (missing.empty() ? "" : ", ") + std::string(mutant_name(m));
+      }
+      std::cout << fmt::format("  {:<20}   mutants not implemented: {}\n", "", missing);
+    }
     if (subject->generator) std::cout << fmt::format("  {:<20}   generator: its own\n", "");
     if (!subject->plugin.empty()) std::cout << fmt::format("  {:<20}   plugin: {}\n", "", subject->plugin);
     for (const SubjectOption& option : subject->options) {

@@ -42,12 +42,17 @@ struct Cell {
 
 // The catalogue: each protocol without and with the draft loop, then each
 // mutant on the reference protocol with the draft loop.
-std::vector<Row> catalogue() {
+std::vector<Row> catalogue(const SubjectEntry& entry) {
   std::vector<Row> rows;
   for (const bool loop : {false, true}) {
     for (int p = 0; p < kProtocolCount; ++p) rows.push_back({loop, static_cast<Protocol>(p), Mutant::kNone});
   }
-  for (int m = 1; m < kMutantCount; ++m) rows.push_back({true, Protocol::kReference, static_cast<Mutant>(m)});
+  for (int m = 1; m < kMutantCount; ++m) {
+    const auto mutant = static_cast<Mutant>(m);
+    const auto& missing = entry.unimplemented_mutants;
+    if (std::find(missing.begin(), missing.end(), mutant) != missing.end()) continue;
+    rows.push_back({true, Protocol::kReference, mutant});
+  }
   return rows;
 }
 
@@ -106,7 +111,7 @@ int mutants_command(CommonOptions common, const MutantsOptions& options) {
     throw UsageError("capcheck mutants needs the built-in scenario generator; subject " + entry.name +
                      " has its own");
   }
-  const std::vector<Row> rows = catalogue();
+  const std::vector<Row> rows = catalogue(entry);
   const std::vector<std::string> columns = column_names(properties);
   RunConfig config;
   config.cases = options.cases;

@@ -160,6 +160,7 @@ int run_command(CommonOptions common, const RunOptions& options) {
                      entry.name + " does not read it (its variants are --option values: see "
                      "`capcheck list`)");
   }
+  require_mutant_implemented(entry, parse_mutant(options.mutant));
   if (entry.generator) config.generator = subject_generator(entry, config.gen, context.subject.options);
   int other_subjects = 0;
   std::vector<RegressionEntry> run_regressions;  // ccr1: lines, replayed as engine runs
@@ -266,8 +267,19 @@ int run_command(CommonOptions common, const RunOptions& options) {
     merged = run_in_workers(subjects, properties, seeds, plan, options.jobs, options.seconds_max,
                             &output_errors);
   }
+  // Note [lockstep]: properties with one seed (--seed) check each scenario in
+  // turn, sharing its capture; any failure and they run one by one as below.
+  // Not with --jobs, --shard, --max-seconds (a budget per property) or --json
+  // (whose lines keep the one-by-one order).
+  std::optional<std::vector<RunResult>> lockstep;
+  const bool one_seed = std::all_of(seeds.begin(), seeds.end(), [&](auto s) { return s == seeds[0]; });
+  if (options.jobs == 1 && shard_count == 1 && options.seconds_max == 0 && options.json_path.empty() &&
+      properties.size() > 1 && one_seed) {
+    config.seed = seeds[0];
+    lockstep = run_lockstep(subjects, properties, config);
+  }
   for (std::size_t i = 0; i < properties.size(); ++i) {
-    if (options.jobs == 1 && config.stop->load()) break;
+    if (options.jobs == 1 && !lockstep && config.stop->load()) break;
     // --max-seconds is the budget of the whole run (regressions and their
     // loading included): each property gets an equal share of what is left.
     if (options.seconds_max > 0) {
@@ -282,8 +294,9 @@ int run_command(CommonOptions common, const RunOptions& options) {
         return (i * batches + batch) % shard_count == shard_index - 1;
       };
     }
-    const RunResult result =
-        options.jobs > 1 ? merged[i] : run_property(subjects, *properties[i], config);
+    const RunResult result = options.jobs > 1 ? merged[i]
+                             : lockstep       ? (*lockstep)[i]
+                                              : run_property(subjects, *properties[i], config);
     if (result.cases_other_shards == options.cases) {
       std::cout << fmt::format("{:<38} {:>20} {:>13} {:<9}\n", result.property, result.seed,
                                fmt::format("0/{}", options.cases), "other shard");

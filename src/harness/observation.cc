@@ -177,4 +177,11 @@ std::string changed_buffers(const Snapshot& before, const Snapshot& after) {
   return text;
 }
 
+Instance& Subjects::captured(const Scenario& scenario) {
+  Instance& instance = graph(scenario);
+  instance.prepare(scenario);
+  instance.capture();
+  return instance;
+}
+
 }  // namespace capcheck

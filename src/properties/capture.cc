@@ -15,9 +15,7 @@ struct CaptureRun {
 };
 
 CaptureRun capture_and_replay(Subjects& subjects, const Scenario& scenario) {
-  Instance& graph = subjects.graph(scenario);
-  graph.prepare(scenario);
-  graph.capture();
+  Instance& graph = subjects.captured(scenario);
   CaptureRun run;
   graph.snapshot(run.after_capture);
   graph.replay(run.output);

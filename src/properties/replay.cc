@@ -49,9 +49,7 @@ Verdict replay_against_eager(std::string_view name, const std::string& what, Sub
 }  // namespace
 
 Verdict first_replay_matches_eager(Subjects& subjects, const Scenario& scenario) {
-  Instance& graph = subjects.graph(scenario);
-  graph.prepare(scenario);
-  graph.capture();
+  Instance& graph = subjects.captured(scenario);
   return replay_against_eager("first_replay_matches_eager", "first replay after capture",
                               subjects, graph, scenario);
 }
@@ -66,9 +64,7 @@ Verdict replays_against_eager(std::string_view name, Subjects& subjects, const S
   constexpr std::int32_t kFollowUps = 3;
   std::vector<Outputs> replayed(kFollowUps + 1);
   {
-    Instance& graph = subjects.graph(scenario);
-    graph.prepare(scenario);
-    graph.capture();
+    Instance& graph = subjects.captured(scenario);
     graph.replay(replayed[0]);
     for (std::int32_t i = 1; i <= kFollowUps; ++i) {
       graph.prepare(next(scenario, i));  // the next iteration, same key

@@ -71,9 +71,9 @@ Scenario follow_up_with_new_offsets(const Scenario& s, std::int32_t i);
 /// subject's own generator, a kv_len or position at its limit).
 bool with_other_draft_len(const Scenario& s, Scenario* out);
 
-/// A valid scenario like `s` with another graph key: one more (non-chunked)
-/// context request of one token, or, at the batch-size limit, one generation
-/// request fewer (or one context fewer).
+/// A valid scenario like `s` with another graph key: one more context request
+/// of one token, first, with a token id no token of `s` has; or, at the
+/// batch-size limit, one generation request fewer (or one context fewer).
 Scenario another_key(const Scenario& s);
 /// `s` with its last real generation request made a padding dummy (zero
 /// offsets, nothing accepted): the same key and tokens, one real request

@@ -1,5 +1,6 @@
 // Verdicts: building, comparing, formatting; what every family shares.
 #include <algorithm>
+#include <limits>
 #include <sstream>
 
 #include "capcheck/errors.h"
@@ -145,18 +146,17 @@ bool with_other_draft_len(const Scenario& s, Scenario* out) {
 Scenario another_key(const Scenario& s) {
   Scenario other = s;
   const std::int32_t plain_contexts = s.num_contexts - s.num_chunked_ctx_requests;
-  auto token_at = [&](std::int32_t seq) {
-    std::int32_t t = 0;
-    for (std::int32_t i = 0; i < seq; ++i) t += s.seq_lens[static_cast<std::size_t>(i)];
-    return static_cast<std::ptrdiff_t>(t);
-  };
   if (s.key.batch_size < kBatchSizeMax && s.num_tokens() < kTokensMax) {
-    // A one-token context request, after the plain contexts (chunked ones stay last).
-    const std::ptrdiff_t t = token_at(plain_contexts);
-    other.seq_lens.insert(other.seq_lens.begin() + plain_contexts, 1);
-    other.kv_lens.insert(other.kv_lens.begin() + plain_contexts, 1);
-    other.input_ids.insert(other.input_ids.begin() + t, 0);
-    other.position_ids.insert(other.position_ids.begin() + t, 0);
+    // A one-token context request first, with a token id no other token has:
+    // the first output differs from the first of `s`, so an output block the
+    // two keys' graphs share shows.
+    std::int32_t id = 0;
+    for (std::int32_t existing : s.input_ids) id = std::max(id, existing);
+    other.seq_lens.insert(other.seq_lens.begin(), 1);
+    other.kv_lens.insert(other.kv_lens.begin(), 1);
+    other.input_ids.insert(other.input_ids.begin(),
+                           id < std::numeric_limits<std::int32_t>::max() ? id + 1 : 0);
+    other.position_ids.insert(other.position_ids.begin(), 0);
     other.num_contexts += 1;
   } else if (s.num_generations > 0) {
     // Without the last generation request (a dummy when there are any).

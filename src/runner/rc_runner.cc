@@ -225,4 +225,100 @@ RunResult run_property(Subjects& given, const PropertyInfo& property, const RunC
   return run;
 }
 
+std::optional<std::vector<RunResult>> run_lockstep(Subjects& given,
+                                                   const std::vector<const PropertyInfo*>& properties,
+                                                   const RunConfig& config) {
+  CAPCHECK_ASSERT(!config.owns_batch);
+  if (config.cases < 1) throw UsageError("--cases must be at least 1");
+  const rc::Gen<Scenario> generator = config.generator ? *config.generator : gen_scenario(config.gen);
+  const std::unique_ptr<Subjects> guard = is_guarded(given) ? nullptr : guard_subjects(given);
+  Subjects& subjects = guard ? *guard : given;
+  subjects.set_explanations(false);  // verdicts here only pass or send to run_property
+  struct Restore {
+    Subjects& subjects;
+    ~Restore() { subjects.set_explanations(true); }
+  } restore{subjects};
+  std::vector<CaseRunner> runners;
+  runners.reserve(properties.size());
+  std::vector<RunResult> results(properties.size());
+  for (std::size_t i = 0; i < properties.size(); ++i) {
+    runners.emplace_back(subjects, *properties[i], config.observer);
+    results[i].property = std::string(properties[i]->name);
+    results[i].seed = config.seed;
+  }
+  const auto start = Clock::now();
+  bool failed = false, stopped = false;
+  auto should_stop = [&] {
+    const bool requested = config.stop && config.stop->load(std::memory_order_relaxed);
+    const bool deadline = config.seconds_max > 0 &&
+                          std::chrono::duration<double>(Clock::now() - start).count() >= config.seconds_max;
+    for (RunResult& r : results) {
+      r.stopped_by_request = r.stopped_by_request || requested;
+      r.stopped_by_deadline = r.stopped_by_deadline || (deadline && !requested);
+    }
+    return requested || deadline;
+  };
+  // Every property on `scenario`; false when one fails (or a device failure
+  // is kept for rethrowing).
+  auto check_all = [&](const Scenario& scenario, CaseOrigin origin) {
+    for (std::size_t i = 0; i < runners.size(); ++i) {
+      const auto case_start = Clock::now();
+      const auto verdict = runners[i].run(scenario, origin);
+      results[i].seconds += std::chrono::duration<double>(Clock::now() - case_start).count();
+      if (!verdict || !verdict->passed) return false;
+    }
+    return true;
+  };
+  auto rethrow = [&] {
+    for (const CaseRunner& runner : runners) {
+      if (runner.fatal) std::rethrow_exception(runner.fatal);
+    }
+  };
+  for (Scenario scenario : config.regressions) {
+    if (should_stop()) return results;
+    scenario.protocol = config.gen.protocol;
+    scenario.mutant = config.gen.mutant;
+    if (!check_all(scenario, CaseOrigin::kRegression)) {
+      rethrow();
+      return std::nullopt;
+    }
+    for (RunResult& r : results) ++r.regressions_passed;
+  }
+  int remaining = config.cases;
+  for (std::uint64_t batch = 0; remaining > 0 && !failed && !stopped; ++batch) {
+    // The batch's cases as run_property generates them; the body never
+    // fails, so RapidCheck never shrinks: after a failure the rest of the
+    // batch passes without running.
+    auto body = [&] {
+      if (failed || stopped) return;
+      if (should_stop()) {
+        stopped = true;
+        return;
+      }
+      const Scenario scenario = *generator;
+      if (!check_all(scenario, CaseOrigin::kGenerate)) {
+        failed = true;
+        return;
+      }
+      for (RunResult& r : results) ++r.cases_passed;
+    };
+    rc::detail::TestMetadata metadata;
+    metadata.id = "lockstep";
+    rc::detail::TestParams params;
+    params.seed = config.seed + batch;
+    params.maxSuccess = std::min(remaining, kCasesPerBatch);
+    params.maxSize = 100;
+    params.maxDiscardRatio = 10;
+    ShrinkCounter counter;
+    const auto result = rc::detail::checkProperty(rc::detail::toProperty(body), metadata, params, counter);
+    rethrow();
+    if (!result.template is<rc::detail::SuccessResult>()) {
+      throw InternalError("lockstep run: RapidCheck stopped without a verdict");
+    }
+    remaining -= result.template get<rc::detail::SuccessResult>().numSuccess;
+  }
+  if (failed) return std::nullopt;
+  return results;
+}
+
 }  // namespace capcheck

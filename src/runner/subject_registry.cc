@@ -66,6 +66,8 @@ Entries builtin_entries() {
                               "([3,1,N] position ids); --protocol, --mutant";
     entry.devices = {"emulator", "cuda"};
     entry.builtin_scenarios = true;
+    // The runner's kv_lens_cuda is never reallocated (docs/torch-subjects.md).
+    entry.unimplemented_mutants = {Mutant::kReallocAfterCapture};
     entry.make = [name](const SubjectRequest& request) {
       return make_library_subjects(name, request.device);
     };
@@ -139,6 +141,13 @@ void add_locked(Entries& entries, SubjectEntry entry) {
 }
 
 }  // namespace
+
+void require_mutant_implemented(const SubjectEntry& entry, Mutant mutant) {
+  const auto& missing = entry.unimplemented_mutants;
+  if (std::find(missing.begin(), missing.end(), mutant) == missing.end()) return;
+  throw UsageError("subject " + entry.name + " does not implement mutant " +
+                   std::string(mutant_name(mutant)) + " (`capcheck list` shows its mutants)");
+}
 
 bool register_subject(SubjectEntry entry, int abi) {
   Registry& r = registry();

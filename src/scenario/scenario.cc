@@ -17,7 +17,7 @@ constexpr std::string_view kMutantNames[kMutantCount] = {
     "none", "chunked-branch-asymmetry", "partial-static-copy", "padded-rows-not-inert",
     "replay-without-prepare", "stale-offsets",
     "cache-key-without-draft-len", "capture-override-leaks", "offset-misalignment",
-    "host-value-baked"};
+    "host-value-baked", "realloc-after-capture", "pool-output-alias"};
 
 template <std::size_t N>
 std::string join_names(const std::string_view (&names)[N]) {

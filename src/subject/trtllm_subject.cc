@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "capcheck/errors.h"
+#include "capcheck/graph_pool.h"
 
 namespace capcheck {
 
@@ -24,7 +25,8 @@ namespace {
 
 class TrtllmSubject final : public Subject {
  public:
-  TrtllmSubject(Backend& backend, const SubjectLimits& limits) : backend_(backend), limits_(limits) {
+  TrtllmSubject(Backend& backend, const SubjectLimits& limits)
+      : backend_(backend), limits_(limits), output_pool_(backend, "graph_pool", limits.tokens_max) {
     CAPCHECK_ASSERT(limits.seqs_max >= 1);
     CAPCHECK_ASSERT(limits.tokens_max >= 1);
     const std::int64_t tokens = limits.tokens_max;
@@ -58,7 +60,6 @@ class TrtllmSubject final : public Subject {
     try {
       release_graphs();
       for (Buffer b : all_buffers_) backend_.free(b);
-      for (const auto& entry : static_logits_) backend_.free(entry.second);
     } catch (const std::exception&) {
     }
   }
@@ -66,7 +67,11 @@ class TrtllmSubject final : public Subject {
   void reset() override {
     release_graphs();
     for (Buffer b : all_buffers_) backend_.fill(whole(b), b == ones_ ? 1 : 0);
-    for (const auto& entry : static_logits_) backend_.fill(whole(entry.second), 0);
+    // Every graph output back to the pool, which keeps its segments (zeroed).
+    output_pool_.release_all();
+    for (Buffer segment : output_pool_.segments()) backend_.fill(whole(segment), 0);
+    static_logits_.clear();
+    kv_capacity_ = 0;
     prepared_ = false;
     forward_reads_static_ = false;
   }
@@ -79,6 +84,7 @@ class TrtllmSubject final : public Subject {
     num_ctx_tokens_ = s.num_ctx_tokens();
     seq_ids_host_ = token_sequences(s);
     backend_.annotate("prepare");
+    if (s.mutant == Mutant::kReallocAfterCapture) grow_kv_lens(s.num_seqs());
     backend_.upload(range(input_ids_, 0, num_tokens_), s.input_ids.data());
     backend_.upload(range(position_ids_, 0, num_tokens_), s.position_ids.data());
     backend_.upload(range(seq_lens_, 0, s.num_seqs()), s.seq_lens.data());
@@ -126,13 +132,12 @@ class TrtllmSubject final : public Subject {
     if (forward_reads_static_) {
       // The mutant: the capture's switch to the static inputs is still on.
       backend_.annotate("eager forward (on the static inputs)");
-      forward_static(logits_);
-      return range(logits_, 0, num_tokens_);
+      return forward_static(whole(logits_));
     }
     backend_.annotate("eager preprocess");
     update_inputs(position_ids_, +1);
     backend_.annotate("eager model");
-    const Slice out = model(input_ids_, position_ids_, logits_);
+    const Slice out = model(input_ids_, position_ids_, whole(logits_));
     backend_.annotate("eager draft loop");
     draft_loop(+1);
     return out;
@@ -169,9 +174,9 @@ class TrtllmSubject final : public Subject {
     // A capture-only switch: the forward reads the static inputs while the
     // graph is recorded; the mutant never switches it back.
     forward_reads_static_ = true;
-    // Each key's graph writes its own output buffer, as each CUDA graph's
-    // output is its own allocation; kept across reset() (allocated once per key).
-    const Buffer out = key_logits(scenario_);
+    // Each key's graph writes its own block of the shared pool, held until
+    // reset() (as CUDAGraphRunner holds each key's output tensor).
+    const Slice out = key_logits(scenario_);
     backend_.annotate("capture forward (recorded)");
     backend_.begin_capture();
     try {
@@ -182,6 +187,13 @@ class TrtllmSubject final : public Subject {
       throw;
     }
     graphs_[graph_cache_index(scenario_)] = backend_.end_capture();
+    if (scenario_.mutant == Mutant::kPoolOutputAlias) {
+      // The mutant keeps only a weak reference to the graph's output: the
+      // block goes back to the pool, and the next key's capture takes it.
+      KeyOutput& output = static_logits_.at(graph_cache_index(scenario_));
+      output_pool_.release(output.block);
+      output.held = false;
+    }
     if (scenario_.mutant != Mutant::kCaptureOverrideLeaks) forward_reads_static_ = false;
     if (postprocess_capture) {
       backend_.annotate("postprocess after capture");
@@ -203,7 +215,8 @@ class TrtllmSubject final : public Subject {
     backend_.copy(range(static_position_ids_, 0, copied), range(position_ids_, 0, copied));
     backend_.annotate("graph replay");
     backend_.replay(it->second);
-    return range(static_logits_.at(graph_cache_index(scenario_)), 0, num_tokens_);
+    const Slice block = static_logits_.at(graph_cache_index(scenario_)).block;
+    return Slice{block.buffer, block.offset, num_tokens_};
   }
 
  private:
@@ -254,24 +267,49 @@ class TrtllmSubject final : public Subject {
     }
   }
 
-  Slice model(Buffer input_ids, Buffer position_ids, Buffer out) {
-    const Slice result = range(out, 0, num_tokens_);
+  // The target model into the first tokens of `out`.
+  Slice model(Buffer input_ids, Buffer position_ids, Slice out) {
+    const Slice result{out.buffer, out.offset, num_tokens_};
     backend_.model_step(result, range(input_ids, 0, num_tokens_),
                         range(position_ids, 0, num_tokens_), range(seq_ids_, 0, num_tokens_),
                         whole(kv_lens_));
     return result;
   }
 
-  void forward_static(Buffer out) {
+  Slice forward_static(Slice out) {
     update_inputs(static_position_ids_, +1);
-    model(static_input_ids_, static_position_ids_, out);
+    const Slice result = model(static_input_ids_, static_position_ids_, out);
     draft_loop(+1);
+    return result;
   }
 
-  Buffer key_logits(const Scenario& s) {
-    const auto [it, added] = static_logits_.try_emplace(graph_cache_index(s), Buffer{});
-    if (added) it->second = backend_.allocate("static_logits", limits_.tokens_max);
-    return it->second;
+  // The key's output block; one is taken from the pool (outside capture) when
+  // the key holds none.
+  Slice key_logits(const Scenario& s) {
+    KeyOutput& output = static_logits_[graph_cache_index(s)];
+    if (!output.held) {
+      output_pool_.reserve(limits_.tokens_max);
+      output.block = output_pool_.allocate(limits_.tokens_max);
+      output.held = true;
+    }
+    return output.block;
+  }
+
+  // The mutant: attention metadata sized for the batches seen since reset(),
+  // reallocated when one outgrows it; the graphs captured before still refer
+  // to the old buffer (dangling at their next replay: capture rule 5).
+  void grow_kv_lens(std::int64_t seqs) {
+    if (kv_capacity_ == 0) kv_capacity_ = seqs;
+    if (seqs <= kv_capacity_) return;
+    kv_capacity_ = seqs;
+    const Buffer old = kv_lens_;
+    kv_lens_ = backend_.allocate("kv_lens_cuda", limits_.seqs_max);
+    backend_.copy(whole(kv_lens_), whole(old));
+    backend_.free(old);
+    for (Buffer& b : all_buffers_) b = b == old ? kv_lens_ : b;
+    for (NamedSlice& named : persistent_) {
+      if (named.slice.buffer == old) named.slice = whole(kv_lens_);
+    }
   }
 
   // One-model speculative decoding's draft loop after the target model:
@@ -325,7 +363,13 @@ class TrtllmSubject final : public Subject {
   SubjectLimits limits_;
   Buffer input_ids_, position_ids_, static_input_ids_, static_position_ids_, seq_lens_, kv_lens_,
       seq_ids_, pos_offsets_, kv_offsets_, rejected_, ones_, kv_lens_snapshot_, logits_;
-  std::map<std::int64_t, Buffer> static_logits_;  // per graph key
+  GraphPool output_pool_;  // shared by every key's graph
+  struct KeyOutput {
+    Slice block;
+    bool held = false;  // false: given back to the pool (pool-output-alias)
+  };
+  std::map<std::int64_t, KeyOutput> static_logits_;  // per graph key
+  std::int64_t kv_capacity_ = 0;  // realloc-after-capture: sequences kv_lens is sized for
   bool forward_reads_static_ = false;  // set while capturing (capture-override-leaks: kept)
   std::vector<Buffer> all_buffers_;
   std::vector<NamedSlice> persistent_;

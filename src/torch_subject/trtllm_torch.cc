@@ -23,9 +23,11 @@
 //     keys, as CUDAGraphRunner passes its pool from key to key; each key keeps
 //     its own graph and its output tensor.
 // The mutants of scenario.h are the same code changes as in the op-level
-// subject. TrtllmTorchOptions::weak_outputs keeps only a non-owning alias of
-// each graph's output (the weak-reference pattern of engines that save pool
-// memory), which the shared pool then hands to the next key's capture.
+// subject, but for realloc-after-capture (kv_lens_cuda is never reallocated
+// here). The pool-output-alias mutant, like TrtllmTorchOptions::weak_outputs,
+// keeps only a non-owning alias of each graph's output (the weak-reference
+// pattern of engines that save pool memory), which the shared pool then hands
+// to the next key's capture.
 #include <map>
 #include <vector>
 
@@ -239,7 +241,7 @@ class TrtllmTorch final : public TorchSubject {
         throw;
       }
     }
-    if (trtllm_.weak_outputs) {
+    if (trtllm_.weak_outputs || scenario_.mutant == Mutant::kPoolOutputAlias) {
       // Only a non-owning alias of the output is kept: the pool sees its block as free.
       const torch::Tensor& out = captured.output;
       captured.output = torch::from_blob(out.data_ptr(), out.sizes(), out.strides(), out.options());

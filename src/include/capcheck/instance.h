@@ -157,6 +157,12 @@ class Subjects {
   virtual Instance& graph(const Scenario& scenario) = 0;
   /// The eager-reference instance (separate state), reset and fitted likewise.
   virtual Instance& eager(const Scenario& scenario) = 0;
+  /// The graph-path instance with `scenario` captured: graph(scenario),
+  /// prepare(scenario), capture(). The guard of a run (guard_subjects) hands
+  /// back the instance as the previous property left it when all that
+  /// property did since graph() was those calls and snapshots (Note [shared
+  /// capture] in properties/guard.cc).
+  virtual Instance& captured(const Scenario& scenario);
   /// The same subject on other devices (what backends_agree compares with).
   virtual std::vector<Subjects*> peer_subjects() = 0;
   /// The device's name in reports ("sim", "torch", "cuda", "emulator").

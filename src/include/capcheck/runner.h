@@ -110,6 +110,18 @@ struct RunResult {
 /// unavailable/device), usage and internal errors propagate.
 RunResult run_property(Subjects& subjects, const PropertyInfo& property, const RunConfig& config);
 
+/// Note [lockstep]: `properties` run with one config (one seed) see the same
+/// scenarios. run_lockstep checks each scenario with every property in turn,
+/// so that a property beginning as the one before it did reuses its capture
+/// (Subjects::captured). When every property passes every case, the results
+/// are run_property's for each (the same cases; `seconds` is each property's
+/// own time). When any case fails, or a regression does, it returns nothing
+/// and the caller runs each property with run_property, which finds and
+/// shrinks the failure exactly as alone. `config.owns_batch` must be empty.
+std::optional<std::vector<RunResult>> run_lockstep(Subjects& subjects,
+                                                   const std::vector<const PropertyInfo*>& properties,
+                                                   const RunConfig& config);
+
 /// The seed a property runs with under CI=true: derived from its name, stable
 /// across machines and runs.
 std::uint64_t ci_seed(std::string_view property_name);

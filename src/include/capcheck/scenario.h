@@ -32,8 +32,10 @@ enum class Mutant : std::uint8_t {
   kCaptureOverrideLeaks = 7,    // a capture-only switch stays on for later eager forwards
   kOffsetMisalignment = 8,      // position offsets taken as if padding dummies came first
   kHostValueBaked = 9,          // the kv update's row count is the batch's real count, baked
+  kReallocAfterCapture = 10,    // kv_lens is reallocated when a later batch outgrows it
+  kPoolOutputAlias = 11,        // a graph's output block goes back to the shared pool
 };
-inline constexpr int kMutantCount = 10;
+inline constexpr int kMutantCount = 12;
 
 /// Stable command-line / JSON names ("seed-pr", "chunked-branch-asymmetry", ...).
 std::string_view protocol_name(Protocol protocol);

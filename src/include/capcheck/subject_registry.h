@@ -55,6 +55,10 @@ struct SubjectEntry {
   std::vector<SubjectOption> options;
   /// The scenario fields it reads; reports print only those.
   ScenarioFields fields = kAllScenarioFields;
+  /// Mutants of the built-in scenarios (scenario.h) it does not implement:
+  /// `--mutant`, a token and `capcheck mutants` refuse or leave them out,
+  /// rather than running a mutant that changes nothing.
+  std::vector<Mutant> unimplemented_mutants;
   SubjectsMaker make;
   /// Its scenarios; empty: gen_scenario(ranges).
   ScenarioGenerator generator;
@@ -67,7 +71,7 @@ struct SubjectEntry {
 
 namespace detail {
 /// Bumped when SubjectEntry or what a plugin resolves against changes.
-inline constexpr int kPluginAbi = 1;
+inline constexpr int kPluginAbi = 2;
 }  // namespace detail
 
 /// Registers `entry` in this program's registry; returns true (for
@@ -88,6 +92,9 @@ bool register_subject(SubjectEntry entry, int abi = detail::kPluginAbi);
 const SubjectEntry& find_subject(std::string_view name);
 /// Every entry, built-in ones first, then in registration order.
 std::vector<const SubjectEntry*> registered_subjects();
+
+/// UsageError when `entry` does not implement `mutant` (unimplemented_mutants).
+void require_mutant_implemented(const SubjectEntry& entry, Mutant mutant);
 
 /// Parses "NAME=VALUE" assignments (--option); UsageError for a malformed or
 /// repeated one.

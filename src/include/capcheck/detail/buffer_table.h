@@ -41,6 +41,10 @@ class BufferTable {
     bool live = false;
     std::int64_t size = 0;
     std::string label;
+    // The buffer the slot held before (a dangling handle is reported by its
+    // own name, not by the name of what reuses the slot).
+    std::uint32_t previous_generation = 0;
+    std::string previous_label;
   };
   std::vector<SlotInfo> slots_;
   std::vector<std::uint32_t> free_slots_;
