@@ -671,6 +671,21 @@ TEST(Cli, SimulateRunTokenReproducesTheFailingStep) {
   EXPECT_EQ(dump.exit_code, 2) << dump.output;
 }
 
+// An illegal call of the subject during a run (a graph's buffer freed by a
+// later batch: capture rule 5) is the failing step's verdict, shrunk and
+// reproduced like any other, not a backend failure that ends the simulation.
+TEST(Cli, SimulateReportsADanglingBufferAsTheFailingStep) {
+  const Outcome bug = capcheck("simulate --seed 3 --iterations 300 --mutant realloc-after-capture");
+  ASSERT_EQ(bug.exit_code, 1) << bug.output;
+  EXPECT_CONTAINS(bug.output, "buffer 'kv_lens_cuda' was freed or reallocated");
+  const std::string label = line_after(bug.output, "failing step: ");
+  EXPECT_CONTAINS(label, "(replay of key (");
+  const std::string command = line_after(bug.output, "reproduce the run: capcheck reproduce ");
+  const Outcome again = capcheck("reproduce " + command);
+  EXPECT_EQ(again.exit_code, 1) << again.output;
+  EXPECT_EQ(line_after(again.output, "failing step: "), label) << again.output;
+}
+
 TEST(Cli, UnbuiltBackendIsABackendFailure) {
   for (const auto& b : list_backends()) {
     if (b.built) continue;

@@ -214,24 +214,27 @@ Verdict check_outputs_equal(std::string_view property, const std::string& what,
   return properties_detail::pass(property);
 }
 
+Verdict failure_of_current_exception(std::string_view property, Subjects& subjects) {
+  Verdict v;
+  v.passed = false;
+  v.property = std::string(property);
+  try {
+    throw;
+  } catch (const BackendError& e) {
+    if (e.kind() == BackendErrorKind::kUnavailable || e.kind() == BackendErrorKind::kDevice) throw;
+    v.message = std::string("the subject made an illegal backend call: ") + e.what();
+  } catch (const SubjectError& e) {
+    v.message = e.what();
+  }
+  subjects.abandon_capture();
+  return v;
+}
+
 Verdict check_property(const PropertyInfo& property, Subjects& subjects, const Scenario& scenario) {
   try {
     return property.check(subjects, scenario);
-  } catch (const BackendError& e) {
-    if (e.kind() == BackendErrorKind::kUnavailable || e.kind() == BackendErrorKind::kDevice) throw;
-    subjects.abandon_capture();
-    Verdict v;
-    v.passed = false;
-    v.property = std::string(property.name);
-    v.message = std::string("the subject made an illegal backend call: ") + e.what();
-    return v;
-  } catch (const SubjectError& e) {
-    subjects.abandon_capture();
-    Verdict v;
-    v.passed = false;
-    v.property = std::string(property.name);
-    v.message = e.what();
-    return v;
+  } catch (...) {
+    return failure_of_current_exception(property.name, subjects);
   }
 }
 

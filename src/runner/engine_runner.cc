@@ -60,12 +60,29 @@ std::optional<IterationOutcome> EngineRunner::step(const std::vector<std::int32_
     }
   }
   IterationOutcome outcome{*iteration, {}};
-  const Scenario& scenario = iteration->scenario;
+  // An illegal call of the subject (a dangling buffer at replay, an
+  // exception of its own) is a failure of the step's property, as in
+  // check_property.
+  std::string_view property = "replays_match_eager";
+  try {
+    run_step(*iteration, outcome, property);
+  } catch (...) {
+    outcome.failures.push_back(failure_of_current_exception(property, *subjects_));
+  }
+  engine_.complete(*iteration);
+  return outcome;
+}
+
+void EngineRunner::run_step(const sim::Iteration& iteration, IterationOutcome& outcome,
+                            std::string_view& property) {
+  const Scenario& scenario = iteration.scenario;
   Outputs expected;
-  if (iteration->runs_as_graph) {
+  if (iteration.runs_as_graph) {
     Instance& g = graph(scenario);
-    if (iteration->action == sim::GraphAction::kCapture) {
+    if (iteration.action == sim::GraphAction::kCapture) {
+      property = "capture_preserves_inputs";
       Verdict verdict = check_capture_preserves_inputs(g, scenario);
+      property = "replays_match_eager";
       if (!verdict.passed) outcome.failures.push_back(std::move(verdict));
       // Between a lazy capture and its immediate replay nothing rewrites the
       // metadata (Note [TensorRT-LLM capture path]).
@@ -79,9 +96,9 @@ std::optional<IterationOutcome> EngineRunner::step(const std::vector<std::int32_
     eager.forward_eager(expected);
     Verdict verdict = check_outputs_equal(
         "replays_match_eager",
-        std::string(iteration->action == sim::GraphAction::kCapture ? "the first replay"
-                                                                   : "the replay") +
-            " of iteration " + std::to_string(iteration->index),
+        std::string(iteration.action == sim::GraphAction::kCapture ? "the first replay"
+                                                                  : "the replay") +
+            " of iteration " + std::to_string(iteration.index),
         expected, replayed);
     if (!verdict.passed) outcome.failures.push_back(std::move(verdict));
   } else {
@@ -89,8 +106,6 @@ std::optional<IterationOutcome> EngineRunner::step(const std::vector<std::int32_
     eager.prepare(scenario);
     eager.forward_eager(expected);
   }
-  engine_.complete(*iteration);
-  return outcome;
 }
 
 void EngineRunner::clear_graphs() {

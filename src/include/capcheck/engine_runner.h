@@ -46,6 +46,9 @@ class EngineRunner {
 
  private:
   Instance& graph(const Scenario& scenario);
+  // The step's device work; `property` names what a throw would fail.
+  void run_step(const sim::Iteration& iteration, IterationOutcome& outcome,
+                std::string_view& property);
 
   sim::Engine engine_;
   std::unique_ptr<Subjects> subjects_;

@@ -84,6 +84,10 @@ Verdict check_outputs_equal(std::string_view property, const std::string& what,
 /// exception the subject threw, Note [subject exceptions]) into a failed
 /// verdict; device failures (unavailable, device) propagate.
 Verdict check_property(const PropertyInfo& property, Subjects& subjects, const Scenario& scenario);
+/// Within a catch block: the failed verdict of `property` that check_property
+/// makes of the exception in flight (an illegal backend call or a
+/// SubjectError), after ending an open capture; rethrows any other exception.
+Verdict failure_of_current_exception(std::string_view property, Subjects& subjects);
 
 /// `subjects` behind a guard (Note [subject exceptions] in
 /// properties/guard.cc): an exception of a type capcheck does not know,
