@@ -61,6 +61,17 @@ class CaseRunner {
   RunObserver* observer_;
 };
 
+// RapidCheck's parameters for batch `batch` of a run with `remaining` cases
+// to go: run_property and run_lockstep generate the same scenarios from them.
+rc::detail::TestParams batch_params(const RunConfig& config, std::uint64_t batch, int remaining) {
+  rc::detail::TestParams params;
+  params.seed = config.seed + batch;
+  params.maxSuccess = std::min(remaining, kCasesPerBatch);
+  params.maxSize = 100;
+  params.maxDiscardRatio = 10;
+  return params;
+}
+
 }  // namespace
 
 const char* case_origin_name(CaseOrigin origin) {
@@ -186,14 +197,9 @@ RunResult run_property(Subjects& given, const PropertyInfo& property, const RunC
     rc::detail::TestMetadata metadata;
     metadata.id = std::string(property.name);
     metadata.description = std::string(property.claim);
-    rc::detail::TestParams params;
-    params.seed = config.seed + batch;
-    params.maxSuccess = std::min(remaining, kCasesPerBatch);
-    params.maxSize = 100;
-    params.maxDiscardRatio = 10;
     ShrinkCounter counter;
-    const auto result =
-        rc::detail::checkProperty(rc::detail::toProperty(body), metadata, params, counter);
+    const auto result = rc::detail::checkProperty(rc::detail::toProperty(body), metadata,
+                                                  batch_params(config, batch, remaining), counter);
     if (runner.fatal) std::rethrow_exception(runner.fatal);
     run.shrinks_tried += counter.tried;
     run.shrinks_accepted += counter.accepted_count;
@@ -304,13 +310,9 @@ std::optional<std::vector<RunResult>> run_lockstep(Subjects& given,
     };
     rc::detail::TestMetadata metadata;
     metadata.id = "lockstep";
-    rc::detail::TestParams params;
-    params.seed = config.seed + batch;
-    params.maxSuccess = std::min(remaining, kCasesPerBatch);
-    params.maxSize = 100;
-    params.maxDiscardRatio = 10;
     ShrinkCounter counter;
-    const auto result = rc::detail::checkProperty(rc::detail::toProperty(body), metadata, params, counter);
+    const auto result = rc::detail::checkProperty(rc::detail::toProperty(body), metadata,
+                                                  batch_params(config, batch, remaining), counter);
     rethrow();
     if (!result.template is<rc::detail::SuccessResult>()) {
       throw InternalError("lockstep run: RapidCheck stopped without a verdict");
