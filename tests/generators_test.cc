@@ -202,6 +202,11 @@ const KnownMinimum kKnownMinima[] = {
     {Protocol::kReference, Mutant::kHostValueBaked, true, "bucket_reuse_matches_eager", 1, 1, 0,
      "the graph captured with one dummy row (no real one) replayed by one real row: the baked "
      "row count skips its kv update, which exists with a draft token"},
+    {Protocol::kReference, Mutant::kReallocAfterCapture, true, "graph_outputs_survive_other_replays",
+     1, 0, 0,
+     "the property's other key has one request more, so its prepare outgrows kv_lens: any batch"},
+    {Protocol::kReference, Mutant::kPoolOutputAlias, true, "graph_outputs_survive_other_replays", 1,
+     0, 0, "the property's other key takes the block the first gave back: any batch"},
 };
 
 TEST(Shrinking, TheMutantCatalogueShrinksToItsHandComputedMinima) {
