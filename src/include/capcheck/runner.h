@@ -115,7 +115,7 @@ RunResult run_property(Subjects& subjects, const PropertyInfo& property, const R
 /// so that a property beginning as the one before it did reuses its capture
 /// (Subjects::captured). When every property passes every case, the results
 /// are run_property's for each (the same cases; `seconds` is each property's
-/// own time). When any case fails, or a regression does, it returns nothing
+/// own time plus an equal share of generation's). When any case fails, or a regression does, it returns nothing
 /// and the caller runs each property with run_property, which finds and
 /// shrinks the failure exactly as alone. `config.owns_batch` must be empty.
 std::optional<std::vector<RunResult>> run_lockstep(Subjects& subjects,
