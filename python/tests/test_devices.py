@@ -16,7 +16,11 @@ RUNS = [dict(protocol=p) for p in ("reference", "pre-fix", "seed-pr", "snapshot-
                              "padded-rows-not-inert", "replay-without-prepare",
                              "stale-offsets", "cache-key-without-draft-len",
                              "capture-override-leaks", "offset-misalignment",
-                             "host-value-baked", "pool-output-alias")]
+                             "host-value-baked")]
+# pool-output-alias is left out: with PyTorch 2.11 the emulator does not hand the weakly held
+# output's block to the next key's capture from Python (all 150 scenarios pass there), while CUDA
+# graphs do (docs/python.md, "Known gaps"); with Debian's 1.13 the emulator kills it
+# (test_trtllm.py::test_every_mutant_is_killed).
 
 
 def verdicts(device, run, path):
