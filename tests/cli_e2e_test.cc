@@ -686,6 +686,18 @@ TEST(Cli, SimulateReportsADanglingBufferAsTheFailingStep) {
   EXPECT_EQ(line_after(again.output, "failing step: "), label) << again.output;
 }
 
+// A mutant the subject does not implement is refused wherever it can be
+// named, rather than run as a mutant that changes nothing.
+TEST(Cli, AMutantTheSubjectDoesNotImplementIsRefused) {
+  for (const std::string command : {"run --cases 5", "simulate --iterations 5"}) {
+    const Outcome o = capcheck(command + " --subject trtllm-torch --mutant realloc-after-capture");
+    EXPECT_EQ(o.exit_code, 2) << command << "\n" << o.output;
+    EXPECT_CONTAINS(o.output, "subject trtllm-torch does not implement mutant realloc-after-capture");
+  }
+  const Outcome list = capcheck("list");
+  EXPECT_CONTAINS(list.output, "mutants not implemented: realloc-after-capture");
+}
+
 TEST(Cli, UnbuiltBackendIsABackendFailure) {
   for (const auto& b : list_backends()) {
     if (b.built) continue;

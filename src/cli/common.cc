@@ -215,7 +215,6 @@ OpenSubjects open_subjects(CommonOptions& common, std::vector<const PropertyInfo
   OpenSubjects open;
   SubjectOptions options;
   open.entry = &resolve_subject(common, token, &options);
-  if (token) require_mutant_implemented(*open.entry, token->scenario.mutant);
   open.context.subject = SubjectRef{open.entry->name, options};
   open.context.plugin = open.entry->plugin;
   open.context.backend = common.backend;

@@ -46,6 +46,7 @@ int check_scenario(CommonOptions common, const Scenario& scenario, const Decoded
                    bool print_json, bool dump, const std::string& json_path) {
   auto properties = select_properties(common.properties);
   OpenSubjects open = open_subjects(common, properties, token);
+  require_mutant_implemented(*open.entry, scenario.mutant);
   Subjects& subjects = open.get();
   const CaseContext& context = open.context;
   std::cout << "subject: " << describe(context.subject);

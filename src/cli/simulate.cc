@@ -71,6 +71,7 @@ int simulate_command(CommonOptions common, const SimulateOptions& o) {
     throw UsageError("--protocol and --mutant are fields of the built-in TensorRT-LLM subjects; "
                      "subject " + open.entry->name + " does not read them");
   }
+  require_mutant_implemented(*open.entry, config.mutant);
   EngineRunner runner(std::move(open.subjects), config);
   std::string subject_flags;
   if (context.subject.name != "trtllm") subject_flags += " --subject " + context.subject.name;
@@ -167,6 +168,7 @@ int reproduce_run(CommonOptions common, const std::string& token) {
     throw UsageError("the run names protocol/mutant fields of the built-in TensorRT-LLM "
                      "subjects; subject " + open.entry->name + " does not read them");
   }
+  require_mutant_implemented(*open.entry, run.config.mutant);
   std::cout << "subject: " << describe(context.subject) << '\n';
   if (!context.plugin.empty()) std::cout << "plugin: " << context.plugin << '\n';
   std::cout << "backend: " << common.backend << '\n';
