@@ -49,9 +49,7 @@ std::vector<Row> catalogue(const SubjectEntry& entry) {
   }
   for (int m = 1; m < kMutantCount; ++m) {
     const auto mutant = static_cast<Mutant>(m);
-    const auto& missing = entry.unimplemented_mutants;
-    if (std::find(missing.begin(), missing.end(), mutant) != missing.end()) continue;
-    rows.push_back({true, Protocol::kReference, mutant});
+    if (implements_mutant(entry, mutant)) rows.push_back({true, Protocol::kReference, mutant});
   }
   return rows;
 }

@@ -142,9 +142,13 @@ void add_locked(Entries& entries, SubjectEntry entry) {
 
 }  // namespace
 
-void require_mutant_implemented(const SubjectEntry& entry, Mutant mutant) {
+bool implements_mutant(const SubjectEntry& entry, Mutant mutant) {
   const auto& missing = entry.unimplemented_mutants;
-  if (std::find(missing.begin(), missing.end(), mutant) == missing.end()) return;
+  return std::find(missing.begin(), missing.end(), mutant) == missing.end();
+}
+
+void require_mutant_implemented(const SubjectEntry& entry, Mutant mutant) {
+  if (implements_mutant(entry, mutant)) return;
   throw UsageError("subject " + entry.name + " does not implement mutant " +
                    std::string(mutant_name(mutant)) + " (`capcheck list` shows its mutants)");
 }

@@ -93,7 +93,9 @@ const SubjectEntry& find_subject(std::string_view name);
 /// Every entry, built-in ones first, then in registration order.
 std::vector<const SubjectEntry*> registered_subjects();
 
-/// UsageError when `entry` does not implement `mutant` (unimplemented_mutants).
+/// Whether `entry` implements `mutant` (it is not among unimplemented_mutants).
+bool implements_mutant(const SubjectEntry& entry, Mutant mutant);
+/// UsageError when it does not.
 void require_mutant_implemented(const SubjectEntry& entry, Mutant mutant);
 
 /// Parses "NAME=VALUE" assignments (--option); UsageError for a malformed or
